@@ -1,0 +1,1 @@
+"""ganforge CLI verbs (attached to ganforge.cli.main)."""

@@ -1,0 +1,1 @@
+"""Model families: one module each. See `ganforge.families.base.Family` for the interface."""

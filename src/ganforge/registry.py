@@ -1,0 +1,44 @@
+"""The family registry: names feed the CLI's --model choices; a miss lists what exists."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .families.base import Family
+
+# name -> "module:attribute". Modules are imported lazily so `ganforge --help` stays fast.
+_FAMILY_PATHS: dict[str, str] = {
+    "dcgan": "ganforge.families.dcgan:DCGAN",
+    "gan": "ganforge.families.gan:GAN",
+    "wgan-gp": "ganforge.families.wgan_gp:WGANGP",
+    "sngan": "ganforge.families.sngan:SNGAN",
+    "vae": "ganforge.families.vae:VAE",
+}
+
+
+def family_names() -> list[str]:
+    """Names of the registered families whose module is importable (in registry order)."""
+    names = []
+    for name, path in _FAMILY_PATHS.items():
+        module = path.split(":")[0]
+        if importlib.util.find_spec(module) is not None:
+            names.append(name)
+    return names
+
+
+def get_family(name: str) -> Family:
+    """Return a fresh instance of the family called `name`."""
+    if name not in _FAMILY_PATHS or name not in family_names():
+        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(family_names())}")
+    module_name, attr = _FAMILY_PATHS[name].split(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls()
+
+
+def register(name: str, path: str) -> None:
+    """Register a family from outside the package (plugins): `register("mygan", "pkg.mod:MyGAN")`."""
+    _FAMILY_PATHS[name] = path
