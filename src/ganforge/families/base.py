@@ -90,6 +90,8 @@ class Family:
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
     # Generator -> EMA copy. The loop creates, updates, checkpoints and samples from the copies.
     ema: ClassVar[dict[str, str]] = {"G": "G_ema"}
+    # Loop settings this family prefers (e.g. a larger batch for point data), used unless given.
+    loop_defaults: ClassVar[dict[str, Any]] = {}
 
     # ---- configuration -------------------------------------------------------------------------
     def default_config(self) -> Any:

@@ -1,0 +1,195 @@
+"""DCGAN (Radford, Metz & Chintala 2015), optionally class-conditional.
+
+G: latent (nz) -> 4x4 transposed conv -> [stride-2 transposed conv, BN, ReLU] x log2(res/4) -> tanh.
+D: [stride-2 conv, BN (not on the first layer), LeakyReLU 0.2] x log2(res/4) -> 4x4 conv -> logit.
+Weights ~ N(0, 0.02), BN scales ~ N(1, 0.02) (paper, sec. 4); Adam(2e-4, beta1=0.5).
+Conditional (`--cond`): G concatenates a learned class embedding to z; D is a projection
+discriminator (Miyato & Koyama 2018): logit + <embed(y), sum-pooled features>.
+`loss` picks the adversarial loss; with wgan-gp the critic uses layer norm instead of batch norm,
+since the gradient penalty is per-sample (Gulrajani et al. 2017, sec. 4).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..errors import ConfigError
+from .base import Batch, DataSpec, Family, StepContext
+
+
+@dataclass
+class DCGANConfig:
+    nz: int = 100  # latent size
+    ngf: int = 64  # generator width (channels of its last hidden layer)
+    ndf: int = 64  # discriminator width (channels of its first layer)
+    max_mult: int = 8  # widths are capped at ngf*max_mult / ndf*max_mult
+    loss: str = "nonsaturating"  # nonsaturating | hinge | lsgan | wgan-gp
+    gp_weight: float = 10.0  # gradient penalty weight (wgan-gp)
+    n_critic: int = 1  # D updates per G update (5 is usual for wgan-gp)
+    lr: float = 2e-4  # learning rate of both networks, unless lr_g / lr_d are set
+    lr_g: float = 0.0  # generator learning rate (0: use lr)
+    lr_d: float = 0.0  # discriminator learning rate (0: use lr)
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    embed_dim: int = 0  # class embedding size for conditional G (0: nz // 2)
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, nz: int, ngf: int, channels: int, resolution: int, max_mult: int, num_classes: int = 0, embed_dim: int = 0):
+        super().__init__()
+        n_up = int(math.log2(resolution)) - 2  # stride-2 layers after the 4x4 start
+        widths = [ngf * min(2 ** (n_up - 1 - i), max_mult) for i in range(n_up)]  # e.g. 512, 256, 128, 64
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz + (embed_dim if num_classes else 0), widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels")
+            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
+        return self.net(z[:, :, None, None])  # (B, nz) -> (B, nz, 1, 1) -> (B, C, H, W)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, ndf: int, channels: int, resolution: int, max_mult: int, norm: str, num_classes: int = 0):
+        super().__init__()
+        n_down = int(math.log2(resolution)) - 2
+        widths = [ndf * min(2**i, max_mult) for i in range(n_down)]  # e.g. 64, 128, 256, 512
+        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), _norm(norm, cout), nn.LeakyReLU(0.2, True)]
+        self.features = nn.Sequential(*layers)  # (B, C, 4, 4)
+        self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
+        self.embed = nn.Embedding(num_classes, widths[-1]) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        logit = self.out(h).flatten()  # (B,)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass labels")
+            pooled = h.sum(dim=(2, 3))  # (B, C)
+            logit = logit + (self.embed(labels).to(pooled.dtype) * pooled).sum(1)  # projection term
+        return logit
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    if kind == "layer":
+        return nn.GroupNorm(1, c)
+    return nn.Identity()
+
+
+class DCGAN(Family):
+    name = "dcgan"
+    Config = DCGANConfig
+    data_kinds = ("image",)
+
+    def check(self, cfg: DCGANConfig, spec: DataSpec) -> None:
+        super().check(cfg, spec)
+        r = spec.resolution
+        if r < 8 or r > 1024 or r & (r - 1):
+            raise ConfigError(f"dcgan needs a power-of-two resolution from 8 to 1024, not {r}; use --resolution 32, 64 or 128")
+        if cfg.loss not in losses.LOSSES:
+            raise ConfigError(f"unknown loss '{cfg.loss}': use one of {', '.join(losses.LOSSES)}")
+
+    def latent_shape(self, cfg: DCGANConfig, spec: DataSpec) -> tuple[int, ...]:
+        return (cfg.nz,)
+
+    def build(self, cfg: DCGANConfig, spec: DataSpec) -> nn.ModuleDict:
+        embed = cfg.embed_dim or max(cfg.nz // 2, 1)
+        norm = "layer" if cfg.loss == "wgan-gp" else "batch"
+        nets = nn.ModuleDict(
+            {
+                "G": Generator(cfg.nz, cfg.ngf, spec.channels, spec.resolution, cfg.max_mult, spec.num_classes, embed),
+                "D": Discriminator(cfg.ndf, spec.channels, spec.resolution, cfg.max_mult, norm, spec.num_classes),
+            }
+        )
+        nets.apply(_init_weights)
+        self.cfg = cfg
+        return nets
+
+    def optimizers(self, nets: nn.ModuleDict, cfg: DCGANConfig) -> dict[str, torch.optim.Optimizer]:
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g or cfg.lr, betas=betas),
+            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d or cfg.lr, betas=betas),
+        }
+
+    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: DCGANConfig = self.cfg
+        G, D = nets["G"], nets["D"]
+        real, labels = batch["image"], batch.get("label")
+        b = real.shape[0]
+        logs: dict[str, float] = {}
+
+        # Discriminator update(s). With one critic step, the fakes made here (with their graph) are
+        # reused for the generator update, as in the DCGAN reference loop: one G forward per step.
+        D.requires_grad_(True)
+        fake = None
+        for _ in range(cfg.n_critic):
+            z = torch.randn(b, cfg.nz, device=real.device)
+            if cfg.n_critic == 1:
+                fake = G(z, labels)
+            else:
+                with torch.no_grad():
+                    fake = G(z, labels)
+            d_real, d_fake = D(real, labels), D(fake.detach(), labels)
+            loss_d = losses.d_loss(cfg.loss, d_real, d_fake)
+            if cfg.loss == "wgan-gp":
+                with ctx.full_precision():
+                    gp = losses.gradient_penalty(D, real, fake.detach(), labels)
+                loss_d = loss_d + cfg.gp_weight * gp
+                logs["gp"] = gp.item()
+            opts["D"].zero_grad(set_to_none=True)
+            ctx.backward(loss_d)
+            logs["grad_D"] = losses.grad_norm(D)
+            ctx.step(opts["D"])
+
+        # Generator update.
+        D.requires_grad_(False)
+        if cfg.n_critic != 1:
+            z = torch.randn(b, cfg.nz, device=real.device)
+            fake = G(z, labels)
+        assert fake is not None
+        d_fake_g = D(fake, labels)
+        loss_g = losses.g_loss(cfg.loss, d_fake_g)
+        opts["G"].zero_grad(set_to_none=True)
+        ctx.backward(loss_g)
+        logs["grad_G"] = losses.grad_norm(G)
+        ctx.step(opts["G"])
+        D.requires_grad_(True)
+
+        logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
+        if cfg.loss in ("nonsaturating", "lsgan"):
+            logs.update(D_real=losses.probabilities(cfg.loss, d_real), D_fake=losses.probabilities(cfg.loss, d_fake))
+        else:
+            logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
+        return logs
+
+    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator_net(nets)(z, labels)

@@ -1,0 +1,1 @@
+"""The generic training loop, checkpoint I/O, EMA and device/precision helpers."""

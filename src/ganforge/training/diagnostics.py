@@ -1,0 +1,65 @@
+"""Training diagnostics users ask for: one side winning for too long, and collapsing diversity.
+
+Thresholds are heuristics, stated in the messages; see the README section "When training goes wrong".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..families.base import DataSpec
+
+
+def mean_pairwise_distance(x: torch.Tensor) -> float:
+    """Mean Euclidean distance between all pairs of a batch (flattened), a cheap diversity measure."""
+    f = x.detach().float().flatten(1)
+    if f.shape[0] < 2:
+        return 0.0
+    d = torch.cdist(f, f)  # (B, B)
+    n = f.shape[0]
+    return float(d.sum() / (n * (n - 1)))
+
+
+@dataclass
+class Diagnostics:
+    spec: DataSpec
+    patience: int = 500  # steps a condition must hold before it is reported
+    d_win: float = 0.01  # D(G(z)) below this: D rejects every fake
+    g_win: float = 0.99  # D(x) and D(G(z)) both above... D cannot tell anything apart in the wrong way
+    collapse_ratio: float = 0.25  # sample diversity below this fraction of the data's
+    collapse_warmup: int = 1000  # no collapse warnings before this step (early samples all look alike)
+    _d_streak: int = 0
+    _g_streak: int = 0
+    _warned: set[str] = field(default_factory=set)
+
+    def observe(self, step: int, logs: dict[str, float]) -> list[str]:
+        out: list[str] = []
+        if "D_fake" in logs:
+            self._d_streak = self._d_streak + 1 if logs["D_fake"] < self.d_win else 0
+            if self._d_streak == self.patience:
+                out.append(
+                    f"discriminator is overpowering the generator: D(G(z)) < {self.d_win} for {self.patience} steps "
+                    "(try --set lr_d=..., a smaller D, --loss hinge or more data augmentation)"
+                )
+        if "D_fake" in logs and "D_real" in logs:
+            fooled = logs["D_fake"] > self.g_win and logs["D_real"] > self.g_win
+            self._g_streak = self._g_streak + 1 if fooled else 0
+            if self._g_streak == self.patience:
+                out.append(
+                    f"the discriminator has stopped learning: D(x) and D(G(z)) > {self.g_win} for {self.patience} steps"
+                )
+        return out
+
+    def observe_samples(self, step: int, fake: torch.Tensor, real: torch.Tensor) -> list[str]:
+        """Compare the diversity of a fixed batch of samples with a batch of real data."""
+        if step < self.collapse_warmup:
+            return []
+        df, dr = mean_pairwise_distance(fake), mean_pairwise_distance(real)
+        if dr > 0 and df / dr < self.collapse_ratio:
+            return [
+                f"possible mode collapse: samples are {dr / max(df, 1e-12):.1f}x less diverse than the data "
+                f"(mean pairwise distance {df:.3g} vs {dr:.3g})"
+            ]
+        return []

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganforge.errors import ConfigError
+from ganforge.training import checkpoint as ckpt
+from ganforge.training.loop import train
+
+from helpers import tiny_config
+
+
+def _final_tensors(run_dir):
+    base = ckpt.resolve_checkpoint(run_dir, "latest")
+    return load_file(str(base.with_suffix(".safetensors")))
+
+
+def test_run_folder_layout(tmp_path, tiny_data):
+    cfg = tiny_config(tmp_path, tiny_data, steps=3, sample_every=2, ckpt_every=2)
+    res = train(cfg, progress=False)
+    run = res.run_dir
+    assert res.step == 3
+    assert (run / "config.json").exists()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["grid-000002.png", "grid-000003.png"]
+    assert ckpt.list_checkpoints(run / "checkpoints") == [2, 3]
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 3
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert all(k in lines[-1] for k in ("loss_D", "loss_G", "D_real", "D_fake", "img_s"))
+    meta = json.loads((run / "checkpoints" / "step-000003.json").read_text())
+    assert meta["family"] == "dcgan" and meta["spec"]["resolution"] == 16
+    assert not list(run.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("xflip", [False, True])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, tiny_data, xflip):
+    a = train(tiny_config(tmp_path, tiny_data, run="a", steps=6, xflip=xflip), progress=False)
+    b1 = train(tiny_config(tmp_path, tiny_data, run="b", steps=6, xflip=xflip), progress=False, stop_at=3)
+    assert b1.interrupted and b1.step == 3
+    b2 = train(tiny_config(tmp_path, tiny_data, run="b", steps=6, xflip=xflip), resume=True, explicit=set(), progress=False)
+    assert b2.step == 6
+    ta, tb = _final_tensors(a.run_dir), _final_tensors(b2.run_dir)
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        if k.startswith("net/") or k.startswith("opt/"):
+            assert torch.equal(ta[k], tb[k]), k
+
+
+def test_resume_refuses_changed_config(tmp_path, tiny_data):
+    train(tiny_config(tmp_path, tiny_data, steps=2), progress=False)
+    with pytest.raises(ConfigError, match="batch=8, not 4"):
+        train(tiny_config(tmp_path, tiny_data, steps=4, batch=4), resume=True, explicit={"batch"}, progress=False)
+    # Longer training is a fine change.
+    res = train(tiny_config(tmp_path, tiny_data, steps=4), resume=True, explicit={"steps"}, progress=False)
+    assert res.step == 4
+
+
+def test_existing_run_is_not_overwritten(tmp_path, tiny_data):
+    train(tiny_config(tmp_path, tiny_data, steps=1), progress=False)
+    with pytest.raises(ConfigError, match="already exists"):
+        train(tiny_config(tmp_path, tiny_data, steps=1), progress=False)
+
+
+def test_resume_without_run(tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match="no run to resume"):
+        train(tiny_config(tmp_path, tiny_data), resume=True, progress=False)
+
+
+def test_keep_checkpoints_prunes_old_ones(tmp_path, tiny_data):
+    cfg = tiny_config(tmp_path, tiny_data, steps=5, ckpt_every=1, keep_ckpts=2)
+    res = train(cfg, progress=False)
+    assert ckpt.list_checkpoints(res.run_dir / "checkpoints") == [4, 5]
+
+
+def test_conditional_needs_labels(tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match="--cond needs labelled data"):
+        train(tiny_config(tmp_path, tiny_data, cond=True), progress=False)
+
+
+def test_bad_resolution_for_family(tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match="power-of-two"):
+        train(tiny_config(tmp_path, tiny_data, resolution=24), progress=False)
