@@ -61,3 +61,4 @@ def parse_seeds(text: str) -> list[int]:
 from . import cli_train  # noqa: E402,F401
 from . import cli_prepare  # noqa: E402,F401
 from . import cli_eval  # noqa: E402,F401
+from . import cli_sample  # noqa: E402,F401

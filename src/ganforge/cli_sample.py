@@ -1,0 +1,1 @@
+"""`ganforge interpolate` and other sampling verbs (attached to ganforge.cli.main)."""
