@@ -83,3 +83,26 @@ def test_conditional_needs_labels(tmp_path, tiny_data):
 def test_bad_resolution_for_family(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match="power-of-two"):
         train(tiny_config(tmp_path, tiny_data, resolution=24), progress=False)
+
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_data, monkeypatch):
+    import os
+    import signal
+
+    from ganforge.families.dcgan import DCGAN
+
+    original = DCGAN.train_step
+
+    def step_then_interrupt(self, nets, opts, batch, step, ctx):
+        out = original(self, nets, opts, batch, step, ctx)
+        if step == 1:  # the second step: press Ctrl-C while it runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(DCGAN, "train_step", step_then_interrupt)
+    res = train(tiny_config(tmp_path, tiny_data, steps=10), progress=False)
+    assert res.interrupted and res.step == 2
+    assert ckpt.list_checkpoints(res.run_dir / "checkpoints") == [2]
+    monkeypatch.setattr(DCGAN, "train_step", original)
+    res = train(tiny_config(tmp_path, tiny_data, steps=4), resume=True, explicit={"steps"}, progress=False)
+    assert res.step == 4 and not res.interrupted
