@@ -57,6 +57,14 @@ def dataset_json(labels: np.ndarray | None, class_names: Sequence[str], n: int) 
     return meta
 
 
+def _default_mode(base: int) -> int:
+    """`base` (0o666 files, 0o777 folders) under the process umask: mkstemp/mkdtemp create 0600/0700,
+    which would leave a dataset unreadable by other users of a shared machine."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write `data` as a zip (dest ends in .zip) or a folder, atomically.
 
@@ -83,6 +91,7 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
                 for i in range(n):
                     zf.writestr(archive_member_name(i), _png_bytes(data.images[i]))
                 zf.writestr("dataset.json", meta)
+            os.chmod(tmp, _default_mode(0o666))
             if dest.exists():
                 dest.unlink()
             os.replace(tmp, dest)
@@ -97,6 +106,7 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
                 p.parent.mkdir(exist_ok=True)
                 p.write_bytes(_png_bytes(data.images[i]))
             (tmpdir / "dataset.json").write_text(meta)
+            os.chmod(tmpdir, _default_mode(0o777))
             if dest.exists():
                 shutil.rmtree(dest)
             os.replace(tmpdir, dest)
