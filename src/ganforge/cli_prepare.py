@@ -1,1 +1,152 @@
-"""ganforge CLI verbs (attached to ganforge.cli.main)."""
+"""`ganforge prepare`: a folder, zip or list of images -> a StyleGAN2-ADA-format dataset archive.
+
+Thin on purpose: options -> PrepareOptions -> prepare_to -> a printed summary. The rules (labels,
+automatic resolution, what counts as ignored) live in `ganforge.data.prepare`'s docstring.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .cli import main
+from .errors import ConfigError
+
+_SHOW_SKIPPED = 5  # reasons printed; the report has them all
+
+
+def _channel_name(c: int) -> str:
+    return "grayscale" if c == 1 else "RGB"
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("sources", nargs=-1, required=True, metavar="SOURCE... DEST")
+@click.option(
+    "--resolution",
+    type=int,
+    default=None,
+    help="Output side in pixels (>= 4). Any size works here, but most model families need a power of two "
+    "(32, 64, 128, 256, ...). [default: the most common input size]",
+)
+@click.option(
+    "--fit",
+    type=click.Choice(["pad", "crop", "stretch"]),
+    default="pad",
+    help="How non-square images become square: pad with the background colour, centre-crop, or stretch.",
+)
+@click.option(
+    "--filter",
+    "filter_",
+    type=click.Choice(["nearest", "box", "bilinear", "bicubic", "lanczos"]),
+    default="lanczos",
+    help="Resampling filter; nearest keeps pixel art exact.",
+)
+@click.option(
+    "--background",
+    default="white",
+    help="Colour that transparency is composited onto and padding is filled with: a name or #rrggbb.",
+)
+@click.option("--channels", type=click.Choice(["1", "3"]), default="3", help="3 = RGB, 1 = grayscale.")
+@click.option(
+    "--dedupe",
+    is_flag=True,
+    help="Drop images whose pixels are identical after preparation (keeps the first, by path).",
+)
+@click.option(
+    "--labels",
+    "labels",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV (file,label) or JSON ({file: label}) of class labels. [default: sub-folder names, when images are in two or more sub-folders]",
+)
+@click.option(
+    "--label-key",
+    default=None,
+    help="Field or column that holds the label in a JSON/CSV labels file. [default: label, class or category]",
+)
+@click.option(
+    "--folder-labels/--no-folder-labels",
+    default=True,
+    help="Without --labels, label images by their sub-folder's name.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace DEST if it exists.")
+@click.option(
+    "--report",
+    "report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the per-file CSV of skipped, duplicate and ignored files. [default: DEST-report.csv]",
+)
+@click.option(
+    "--workers", type=click.IntRange(0, 256), default=1, help="Processes that decode images (0: one per CPU core)."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def prepare(
+    sources: tuple[str, ...],
+    resolution: int | None,
+    fit: str,
+    filter_: str,
+    background: str,
+    channels: str,
+    dedupe: bool,
+    labels: str | None,
+    label_key: str | None,
+    folder_labels: bool,
+    overwrite: bool,
+    report: str | None,
+    workers: int,
+    quiet: bool,
+) -> None:
+    """Turn images into a training dataset: one size, one colour mode, labels, a report of what was left out.
+
+    SOURCE is a folder (searched recursively), a zip or image files (PNG, JPEG, GIF, WebP, BMP, TIFF);
+    DEST, the last argument, is a .zip or a folder in the StyleGAN2-ADA dataset format.
+
+    \b
+    Examples:
+      ganforge prepare photos/ faces.zip --resolution 256 --fit crop
+      ganforge prepare sprites/ sprites64.zip --resolution 64 --filter nearest --dedupe
+      ganforge prepare a.png b.jpg c.webp tiny/ --resolution 32
+    """
+    from .data.prepare import PrepareOptions, prepare_to
+
+    if len(sources) < 2:
+        raise ConfigError(
+            f"give at least one SOURCE and a DEST, e.g. ganforge prepare {sources[0]} dataset.zip "
+            "(the last argument is where the dataset is written)"
+        )
+    *srcs, dest = sources
+    opts = PrepareOptions(
+        resolution=resolution,
+        fit=fit,
+        filter=filter_,
+        background=background,
+        channels=int(channels),
+        dedupe=dedupe,
+        labels=labels,
+        label_key=label_key,
+        folder_labels=folder_labels,
+        workers=workers,
+    )
+    opts.validate()
+    if resolution is not None and resolution & (resolution - 1):
+        click.echo(
+            f"note: {resolution} is not a power of two; most model families need one (e.g. 64, 128, 256)", err=True
+        )
+    data = prepare_to(srcs, dest, opts, overwrite=overwrite, report_path=report, progress=not quiet)
+
+    s = data.summary()
+    r = s["resolution"]
+    click.echo(f"wrote {data.dest}: {s['kept']} images, {r}x{r} {_channel_name(s['channels'])}")
+    line = f"kept {s['kept']}, skipped {s['skipped']}, duplicates {s['duplicates']}, ignored {s['ignored']}"
+    if data.labels is not None:
+        shown = ", ".join(data.class_names[:8]) + (", ..." if len(data.class_names) > 8 else "")
+        line += f", classes {s['classes']} ({shown})"
+    else:
+        line += ", classes 0 (unlabelled)"
+    click.echo(line)
+    for file, reason in data.skipped[:_SHOW_SKIPPED]:
+        click.echo(f"  skipped {file}: {reason}")
+    if len(data.skipped) > _SHOW_SKIPPED:
+        click.echo(f"  ... and {len(data.skipped) - _SHOW_SKIPPED} more skipped")
+    if data.skipped or data.duplicates or data.ignored:
+        click.echo(f"report: {data.report} (every file left out, with the reason)")

@@ -1,0 +1,810 @@
+"""The `ganforge prepare` pipeline: a messy pile of images -> one square size, one colour mode, labels.
+
+Sources are folders (searched recursively), zips and single image files, in any mix. Each image is read
+with PIL, turned upright (EXIF orientation), flattened onto a background colour (transparency is
+composited at full size, before any resizing, so edges blend with the colour the model will see), made
+square (`pad`, `crop` or `stretch`), resized with the chosen filter and converted to RGB or grayscale.
+A file that cannot be used is skipped with a reason, never fatal: one bad download must not cost a
+user the other 10,000 images. `prepare_to` writes the result in the StyleGAN2-ADA archive format
+(see `archive.py`) plus a per-file CSV report of everything that was left out.
+
+Rules a user may need to know (the CLI help repeats them):
+
+- Files are read in a stable order: sources in the order given, files sorted by path within each
+  source. `dedupe` keeps the first of a group of identical prepared images in this order.
+- Only .png .jpg .jpeg .gif .webp .bmp .tif .tiff files are read; other files (notes, .DS_Store,
+  Thumbs.db, ...) and hidden files or folders (names starting with '.', macOS `__MACOSX/` debris) are
+  counted as *ignored*, listed in the report, and otherwise left alone.
+- The *root* of a folder or zip source is the deepest folder that holds all its images, so a zip that
+  wraps everything in one top folder behaves like that folder.
+- Sub-folder labels: when no labels file is given and images sit in two or more first-level
+  sub-folders under a root, each image's label is its first sub-folder's name. Images directly in the
+  root then have no class and are skipped with reason "no label". A single sub-folder is not a labelling.
+- A labels file (CSV `file,label` or JSON `{file: label}` / `[[file, label], ...]`) may name files by
+  path relative to the source root, relative to the labels file's folder, by any trailing part of
+  their path (`images/x.png`), or by bare file name. Images it does not list are skipped with reason
+  "no label in LABELS".
+- Class names are sorted (numerically when every name is an integer), and labels index that list.
+- Automatic resolution (`resolution=None`): the most common image size wins (ties: the larger; among
+  1,000 evenly spaced files when there are more, which reads headers only), and
+  the side is its longer side for `pad`/`stretch`, its shorter side for `crop`, so the most typical
+  image is never upscaled.
+- 16-bit images are scaled to 8 bits (x * 255 / 65535), not clipped; 32-bit integer ("I") images
+  are assumed to hold 16-bit data, as PIL loads 16-bit PNG and TIFF; float ("F") images are assumed to
+  lie in [0, 1] when their maximum is at most 1, else in [0, 255].
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
+
+from ..errors import ConfigError, DataError
+from .archive import IMAGE_EXTENSIONS, ArchiveData, write_archive
+
+FITS = ("pad", "crop", "stretch")
+FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+MIN_RESOLUTION = 4
+MAX_RESOLUTION = 16384
+_LABEL_KEYS = ("label", "class", "category")  # tried in this order for JSON objects / CSV headers
+_FILE_HEADERS = ("file", "filename", "file_name", "path", "image", "img", "name")
+_ORIENTATION = 0x0112  # EXIF tag
+_WINDOW = 512  # files in flight per process-pool round: bounds memory when reading big zips
+_SIZE_SAMPLE = 1000  # files whose size is read to choose an automatic resolution
+
+
+@dataclass
+class PrepareOptions:
+    """How to turn source images into a dataset. Field names match the `ganforge prepare` options."""
+
+    resolution: int | None = None  # output side in pixels; None: automatic (see the module docstring)
+    fit: str = "pad"  # pad (letterbox with the background colour) | crop (centre square) | stretch
+    filter: str = "lanczos"  # nearest | box | bilinear | bicubic | lanczos; nearest keeps pixel art exact
+    background: str = "white"  # PIL colour name or #rrggbb: transparency is composited onto it, pad fills with it
+    channels: int = 3  # 3 = RGB, 1 = grayscale
+    dedupe: bool = False  # drop images whose pixels are identical after preparation (keep the first)
+    labels: str | None = None  # CSV (file,label) or JSON ({file: label} or [[file, label], ...]) file
+    label_key: str | None = None  # JSON field / CSV column holding the label [default: label, class, category]
+    folder_labels: bool = True  # without a labels file: label images by their first sub-folder's name
+    workers: int = 1  # processes that decode images (0: one per CPU core)
+
+    def validate(self) -> None:
+        """Raise ConfigError with the fix for the first invalid field: errors here cost no image reads."""
+        r = self.resolution
+        if r is not None:
+            if isinstance(r, bool) or not isinstance(r, int):
+                raise ConfigError(f"--resolution must be a whole number of pixels such as 64, not {r!r}")
+            if r < MIN_RESOLUTION:
+                raise ConfigError(f"--resolution {r} is too small: use {MIN_RESOLUTION} or more (e.g. 64 or 256)")
+            if r > MAX_RESOLUTION:
+                raise ConfigError(f"--resolution {r} is too large: use at most {MAX_RESOLUTION}")
+        if self.fit not in FITS:
+            raise ConfigError(f"unknown --fit '{self.fit}': use one of {', '.join(FITS)}")
+        if self.filter not in FILTERS:
+            raise ConfigError(f"unknown --filter '{self.filter}': use one of {', '.join(FILTERS)}")
+        background_rgb(self.background)
+        if self.channels not in (1, 3):
+            raise ConfigError(f"--channels must be 1 (grayscale) or 3 (RGB), not {self.channels}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 (one per CPU core) or more, not {self.workers}")
+
+
+@dataclass
+class PreparedData:
+    """The prepared images and everything a user needs to trust them: what was kept, dropped and why."""
+
+    images: np.ndarray  # uint8 (N, H, W, C), C = 1 or 3
+    labels: np.ndarray | None  # int64 (N,) indices into class_names, or None when unlabelled
+    class_names: list[str]
+    files: list[str]  # source of each kept image (a path, or "archive.zip:member")
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
+    ignored: list[str] = field(default_factory=list)  # non-image and hidden files, left alone
+    resolution: int = 0
+    dest: Path | None = None  # set by prepare_to
+    report: Path | None = None  # set by prepare_to
+
+    def summary(self) -> dict:
+        return {
+            "kept": len(self.files),
+            "skipped": len(self.skipped),
+            "duplicates": len(self.duplicates),
+            "ignored": len(self.ignored),
+            "classes": len(self.class_names) if self.labels is not None else 0,
+            "resolution": self.resolution,
+            "channels": int(self.images.shape[3]) if self.images.ndim == 4 else 0,
+        }
+
+
+def background_rgb(colour: str) -> tuple[int, int, int]:
+    """A PIL colour name or #rrggbb as an RGB triple, or a ConfigError saying what is accepted."""
+    try:
+        rgb = ImageColor.getrgb(colour)
+    except (ValueError, TypeError, AttributeError):
+        raise ConfigError(
+            f"unknown --background colour '{colour}': use a name such as white or black, or #rrggbb"
+        ) from None
+    return int(rgb[0]), int(rgb[1]), int(rgb[2])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Finding files.
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One image file to read."""
+
+    display: str  # how reports name it: a path, or "archive.zip:member"
+    path: str  # the file on disk (the zip itself for zip members)
+    member: str | None  # zip member name; None for a plain file
+    parts: tuple[str, ...]  # the fullest path we know, in components: for matching labels-file entries
+    rel: tuple[str, ...]  # path under its source's root (root = deepest folder holding all its images)
+    in_tree: bool  # from a folder or zip (sub-folder labels apply), not a file named on its own
+
+
+@dataclass
+class _Scan:
+    items: list[_Item] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    looked_at: int = 0  # files seen, images or not
+
+
+def _is_hidden(parts: Sequence[str]) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _strip_common_dirs(rels: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Drop the leading folders every path shares, so a wrapper folder is not mistaken for a class."""
+    if not rels:
+        return rels
+    dirs = [r[:-1] for r in rels]
+    n = 0
+    while all(len(d) > n for d in dirs) and len({d[n] for d in dirs}) == 1:
+        n += 1
+    return [r[n:] for r in rels]
+
+
+def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
+    # os.walk and plain strings: pathlib costs more than decoding a small PNG, per file.
+    found: list[tuple[tuple[str, ...], str]] = []
+    seen_before = scan.looked_at
+    top = os.path.abspath(root)
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in exclude)
+        reldir = os.path.relpath(dirpath, top)
+        relparts = () if reldir == "." else tuple(reldir.split(os.sep))
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if full in exclude:
+                continue
+            scan.looked_at += 1
+            rel = (*relparts, name)
+            if _is_hidden(rel) or not _is_image_name(name):
+                scan.ignored.append(os.path.join(root, *rel))
+            else:
+                found.append((rel, full))
+    if scan.looked_at == seen_before:
+        raise DataError(f"{root} is an empty folder; put images in it (PNG, JPEG, GIF, WebP, BMP, TIFF)")
+    found.sort()
+    top_parts = Path(top).parts
+    stripped = _strip_common_dirs([rel for rel, _ in found])
+    for (rel, full), short in zip(found, stripped):
+        shown = os.path.join(root, *rel)
+        scan.items.append(_Item(shown, full, None, top_parts + rel, short, True))
+
+
+def _scan_zip(path: Path, scan: _Scan) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = sorted(n for n in zf.namelist() if not n.endswith("/"))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path} is not a readable zip file ({exc}); re-create it or unzip it into a folder") from exc
+    if not names:
+        raise DataError(f"{path} is an empty zip; put images in it (PNG, JPEG, GIF, WebP, BMP, TIFF)")
+    found: list[tuple[tuple[str, ...], str]] = []
+    for name in names:
+        scan.looked_at += 1
+        parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
+        if not parts or _is_hidden(parts) or not _is_image_name(parts[-1]):
+            scan.ignored.append(f"{path}:{name}")
+        else:
+            found.append((parts, name))
+    found.sort()  # by components, as for folders, so a folder and its zip give the same order
+    stripped = _strip_common_dirs([parts for parts, _ in found])
+    for (parts, name), rel in zip(found, stripped):
+        scan.items.append(_Item(f"{path}:{name}", str(path), name, parts, rel, True))
+
+
+def _scan_sources(sources: Sequence[str | os.PathLike], exclude: set[str]) -> _Scan:
+    if not sources:
+        raise DataError("no sources given: name a folder, a zip or image files")
+    scan = _Scan()
+    for src in sources:
+        path = Path(src).expanduser()
+        if not path.exists():
+            raise DataError(f"no such file or folder: {src}; check the path (give a folder, a zip or image files)")
+        if path.is_dir():
+            _scan_folder(path, scan, exclude)
+        elif path.suffix.lower() == ".zip":
+            _scan_zip(path, scan)
+        else:
+            scan.looked_at += 1
+            if _is_image_name(path.name):
+                scan.items.append(_Item(str(path), str(path), None, path.absolute().parts, (path.name,), False))
+            else:
+                scan.ignored.append(str(path))
+    return scan
+
+
+# ---------------------------------------------------------------------------------------------------
+# Labels.
+
+
+def _natural_sorted(names: Iterable[str]) -> list[str]:
+    """Sorted names; numerically when all are integers, so that label k means class "k" for 0..K-1."""
+    names = set(names)
+    try:
+        return sorted(names, key=int)
+    except ValueError:
+        return sorted(names)
+
+
+def _label_value(value: object, key: str | None, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        keys = [key] if key else list(_LABEL_KEYS)
+        for k in keys:
+            if k in value:
+                return _label_value(value[k], None, where)
+        raise DataError(
+            f"{where}: entries are objects with keys {', '.join(map(str, value))} and none is "
+            f"{' or '.join(keys)}; pass --label-key with the key that holds the label"
+        )
+    if isinstance(value, (list, tuple)):
+        raise DataError(f"{where}: a label must be a name or a number, not a list; give one label per file")
+    text = str(value).strip()
+    return text or None
+
+
+def _read_json_labels(path: Path, key: str | None) -> list[tuple[str, str | None]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"labels file {path} is not valid JSON ({exc}); fix it or give a CSV file,label file") from exc
+    if isinstance(data, dict) and isinstance(data.get("labels"), list) and len(data) <= 2:
+        data = data["labels"]  # a dataset.json-style {"labels": [[file, label], ...]}
+    pairs: list[tuple[str, str | None]] = []
+    if isinstance(data, dict):
+        for f, v in data.items():
+            pairs.append((str(f), _label_value(v, key, str(path))))
+    elif isinstance(data, list):
+        for entry in data:
+            if isinstance(entry, (list, tuple)) and len(entry) == 2:
+                pairs.append((str(entry[0]), _label_value(entry[1], key, str(path))))
+            elif isinstance(entry, dict) and any(k in entry for k in _FILE_HEADERS):
+                fkey = next(k for k in _FILE_HEADERS if k in entry)
+                rest = {k: v for k, v in entry.items() if k != fkey}
+                pairs.append((str(entry[fkey]), _label_value(rest, key, str(path))))
+            else:
+                raise DataError(
+                    f"labels file {path}: cannot read entry {json.dumps(entry)[:60]}; "
+                    'use {"file": "label", ...} or [["file", "label"], ...]'
+                )
+    else:
+        raise DataError(f'labels file {path} must hold {{"file": "label", ...}} or [["file", "label"], ...]')
+    return pairs
+
+
+def _read_csv_labels(path: Path, key: str | None) -> list[tuple[str, str | None]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"labels file {path} is not UTF-8 text; save it as a UTF-8 CSV (file,label)") from exc
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(io.StringIO(text), dialect) if r and any(c.strip() for c in r)]
+    if not rows:
+        return []
+    file_col, label_col = 0, 1
+    header = [c.strip().lower() for c in rows[0]]
+    if header[0] in _FILE_HEADERS or (key and key.lower() in header):
+        rows = rows[1:]
+        wanted = [key.lower()] if key else list(_LABEL_KEYS)
+        cols = [header.index(k) for k in wanted if k in header]
+        if cols:
+            label_col = cols[0]
+        elif key:
+            raise DataError(f"labels file {path} has no column '{key}' (columns: {', '.join(header)}); fix --label-key")
+        file_col = next((i for i, h in enumerate(header) if h in _FILE_HEADERS), 0)
+    pairs = []
+    for row in rows:
+        if len(row) <= max(file_col, label_col):
+            raise DataError(f"labels file {path}: row {','.join(row)!r} has no label; each row needs file,label")
+        pairs.append((row[file_col].strip(), _label_value(row[label_col], None, str(path))))
+    return pairs
+
+
+def _split_path(text: str) -> tuple[str, ...]:
+    # "..", like ".", is dropped: entries are matched by their trailing components anyway.
+    return tuple(p for p in text.replace("\\", "/").split("/") if p not in ("", ".", ".."))
+
+
+class _LabelFile:
+    """A labels file, looked up by the trailing components of an image's path (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike, key: str | None) -> None:
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise DataError(
+                f"labels file {path} does not exist; give a CSV (file,label) or JSON ({{file: label}}) file"
+            )
+        reader = _read_json_labels if self.path.suffix.lower() == ".json" else _read_csv_labels
+        pairs = reader(self.path, key)
+        if not pairs:
+            raise DataError(f"labels file {path} lists no files; add one line per image: file,label")
+        self.by_name: dict[str, list[tuple[tuple[str, ...], str | None]]] = {}
+        for f, label in pairs:
+            parts = _split_path(f)
+            if parts:
+                self.by_name.setdefault(parts[-1], []).append((parts, label))
+
+    def lookup(self, item: _Item) -> tuple[str | None, str]:
+        """(label, "") or (None, reason)."""
+        best, best_k = [], 0
+        for parts, label in self.by_name.get(item.rel[-1], []):
+            k = 0  # trailing components that agree
+            while k < len(parts) and k < len(item.parts) and parts[-1 - k] == item.parts[-1 - k]:
+                k += 1
+            if k == len(parts) or k >= len(item.rel):  # the entry names this file, or a longer path to it
+                if k > best_k:
+                    best, best_k = [label], k
+                elif k == best_k:
+                    best.append(label)
+        if not best or all(b is None for b in best):
+            return None, f"no label in {self.path.name}"
+        if len(set(best)) > 1:
+            return None, f"ambiguous label: {self.path.name} has several entries that match; use paths, not bare names"
+        return best[0], ""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading one image. Top-level functions of plain data, so that a process pool can run them.
+
+
+@dataclass(frozen=True)
+class _Params:
+    resolution: int
+    fit: str
+    resample: int
+    background: tuple[int, int, int]
+    channels: int
+
+
+def _scale_to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit ("I;16*", and "I", which PIL uses for 16-bit PNG/TIFF) and float images as 8-bit "L"."""
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = arr.astype(np.float64)
+        peak = float(np.nanmax(arr)) if arr.size else 0.0
+        arr = np.nan_to_num(arr) * (255.0 if peak <= 1.0 else 1.0)
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    arr = np.clip(arr.astype(np.int64), 0, 65535)
+    return Image.fromarray(((arr * 255 + 32767) // 65535).astype(np.uint8), "L")  # x * 255 / 65535, rounded
+
+
+def _flatten(im: Image.Image, p: _Params) -> Image.Image:
+    """Any PIL mode -> "RGB" or "L", with transparency composited onto the background at full size."""
+    if im.mode.startswith("I") or im.mode == "F":
+        im = _scale_to_8bit(im)
+    elif im.mode == "1":
+        im = im.convert("L")
+    if "transparency" in im.info and im.mode in ("P", "L", "RGB"):
+        im = im.convert("LA" if im.mode == "L" else "RGBA")  # colour-key / palette transparency -> alpha
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA" if im.mode == "PA" else "RGB")
+    elif im.mode in ("RGBa", "La"):  # premultiplied alpha
+        im = im.convert("RGBA" if im.mode == "RGBa" else "LA")
+    if im.mode == "LA" and p.channels == 1:
+        bg = Image.new("L", im.size, ImageColor.getcolor("rgb({},{},{})".format(*p.background), "L"))
+        bg.paste(im.getchannel("L"), (0, 0), im.getchannel("A"))
+        return bg
+    if im.mode == "LA":
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        bg = Image.new("RGB", im.size, p.background)
+        bg.paste(im, (0, 0), im)  # alpha blend: out = im * a + bg * (1 - a)
+        return bg
+    if im.mode in ("L", "RGB"):
+        return im
+    return im.convert("RGB")  # CMYK (PIL undoes Adobe's inversion), YCbCr, HSV, ...
+
+
+def _fit(im: Image.Image, p: _Params) -> Image.Image:
+    """Make `im` a p.resolution square. Integer crop/paste offsets keep `nearest` pixel-exact."""
+    r, (w, h) = p.resolution, im.size
+    gap = 3.0 if p.resample != Image.Resampling.NEAREST else None  # reduce in big steps first: fast, same look
+    if p.fit == "stretch":
+        return im if (w, h) == (r, r) else im.resize((r, r), p.resample, reducing_gap=gap)
+    if p.fit == "crop":
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        box = (left, top, left + s, top + s)
+        if s == r:
+            return im if (w, h) == (r, r) else im.crop(box)
+        return im.resize((r, r), p.resample, box=box, reducing_gap=gap)
+    s = max(w, h)  # pad: scale the long side to r, then centre on a background square
+    nw, nh = max(1, round(w * r / s)), max(1, round(h * r / s))
+    if (nw, nh) != (w, h):
+        im = im.resize((nw, nh), p.resample, reducing_gap=gap)
+    if (nw, nh) == (r, r):
+        return im
+    fill = p.background if im.mode == "RGB" else ImageColor.getcolor("rgb({},{},{})".format(*p.background), "L")
+    canvas = Image.new(im.mode, (r, r), fill)
+    canvas.paste(im, ((r - nw) // 2, (r - nh) // 2))
+    return canvas
+
+
+def _skip_reason(exc: BaseException) -> str:
+    """A short reason for the report; the text before ':' is the category counted in error messages."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"too large: {exc}"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not a readable image: unknown format or corrupt header"
+    msg = str(exc) or type(exc).__name__
+    if "truncated" in msg.lower() or isinstance(exc, EOFError):
+        return f"truncated: {msg}"
+    return f"corrupt: {type(exc).__name__}: {msg}"
+
+
+def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
+    """(uint8 (H, W, C) image, "") or (None, reason). Never raises for a bad file: one bad file must not
+    stop a long run, and the reason goes to the report."""
+    try:
+        if (len(src) if isinstance(src, bytes) else os.path.getsize(src)) == 0:
+            return None, "empty file: 0 bytes"
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            if im.format == "JPEG":
+                im.draft(None, (p.resolution, p.resolution))  # DCT-domain downscale, still >= the target size
+            im.load()  # the first frame of animations; raises here for truncated/corrupt data
+            if im.getexif().get(_ORIENTATION, 1) != 1:
+                upright = ImageOps.exif_transpose(im)
+                assert upright is not None
+            else:
+                upright = im  # skip exif_transpose's copy: it costs as much as decoding a small PNG
+        out = _fit(_flatten(upright, p), p)
+        if out.mode != ("L" if p.channels == 1 else "RGB"):
+            out = out.convert("L" if p.channels == 1 else "RGB")
+        arr = np.asarray(out)
+    except Exception as exc:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
+        return None, _skip_reason(exc)
+    return (arr[:, :, None] if arr.ndim == 2 else arr), ""
+
+
+def _prepare_task(task: tuple[str | bytes, _Params]) -> tuple[np.ndarray | None, str]:
+    return _prepare_one(*task)
+
+
+class _Opener:
+    """Reads items, keeping each zip open once for the whole run."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack, self._zips = stack, {}
+
+    def _zip(self, path: str) -> zipfile.ZipFile:
+        if path not in self._zips:
+            self._zips[path] = self._stack.enter_context(zipfile.ZipFile(path))
+        return self._zips[path]
+
+    def source(self, item: _Item) -> str | bytes:
+        """What `_prepare_one` reads: a path for plain files, the bytes of a zip member."""
+        if item.member is None:
+            return item.path
+        return self._zip(item.path).read(item.member)  # zipfile errors (bad CRC, ...) go to the caller
+
+    def size(self, item: _Item) -> tuple[int, int] | None:
+        """Width and height from the header only (cheap), or None when it cannot be read."""
+        try:
+            if item.member is None:
+                with Image.open(item.path) as im:
+                    return im.size
+            with self._zip(item.path).open(item.member) as f, Image.open(f) as im:
+                return im.size
+        except Exception:
+            return None
+
+
+def _read_source(opener: _Opener, item: _Item) -> str | bytes | tuple[None, str]:
+    """What to decode, or (None, reason) when a zip member cannot even be extracted."""
+    try:
+        return opener.source(item)
+    except Exception as exc:  # bad CRC, unsupported compression, truncated zip, ...
+        return None, f"corrupt: cannot extract from zip: {exc}"
+
+
+def _auto_resolution(sizes: Iterable[tuple[int, int] | None], fit: str) -> int | None:
+    counts = Counter(s for s in sizes if s)
+    if not counts:
+        return None
+    best = max(counts.items(), key=lambda kv: (kv[1], kv[0][0] * kv[0][1]))[0]
+    side = min(best) if fit == "crop" else max(best)
+    return int(min(max(side, MIN_RESOLUTION), MAX_RESOLUTION))
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops cleanly instead of printing a traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork starts workers in milliseconds; spawn would re-import torch (via ganforge.data) in each one.
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _read_all(
+    items: list[_Item], opener: _Opener, p: _Params, workers: int, progress: bool
+) -> Iterator[tuple[np.ndarray | None, str]]:
+    """Results in item order, from this process or a pool; a tqdm bar on stderr when `progress`."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(items), desc="reading", unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(items) < 64:
+            for item in items:
+                src = _read_source(opener, item)
+                result = _prepare_one(src, p) if not isinstance(src, tuple) else src
+                bar.update(1)  # before the yield: the consumer may not resume us after the last item
+                yield result
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_ignore_sigint)
+        with pool:
+            for start in range(0, len(items), _WINDOW):
+                srcs = [_read_source(opener, it) for it in items[start : start + _WINDOW]]
+                tasks = [(s, p) for s in srcs if not isinstance(s, tuple)]
+                done = iter(pool.map(_prepare_task, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
+                for s in srcs:
+                    result = s if isinstance(s, tuple) else next(done)
+                    bar.update(1)
+                    yield result
+    finally:
+        bar.close()
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _no_images_error(sources: Sequence[str | os.PathLike], scan: _Scan, skipped: list[tuple[str, str]]) -> DataError:
+    where = ", ".join(str(s) for s in sources)
+    if not scan.items:
+        shown = ", ".join(Path(f).name for f in scan.ignored[:3])
+        return DataError(
+            f"no image files in {where}: looked at {_plural(scan.looked_at, 'file')} ({shown}{', ...' if scan.looked_at > 3 else ''}) "
+            f"and none is {'/'.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}; point at the folder that holds the images"
+        )
+    why = Counter(reason.split(":")[0] for _, reason in skipped)
+    counts = ", ".join(f"{n} {k}" for k, n in why.most_common())
+    first_file, first_reason = skipped[0]
+    main_reason = why.most_common(1)[0][0]
+    if main_reason.startswith("no label in"):
+        fix = "check that the labels file names these files (by path under the source folder, or by file name)"
+    elif main_reason.startswith("ambiguous"):
+        fix = "name files in the labels file by path, not bare name"
+    else:
+        fix = "fix or replace the files"
+    return DataError(
+        f"no usable image in {where}: looked at {_plural(len(scan.items), 'image file')} and skipped all ({counts}); "
+        f"first: {first_file}: {first_reason}; {fix}"
+    )
+
+
+def prepare(
+    sources: Sequence[str | os.PathLike] | str | os.PathLike,
+    opts: PrepareOptions,
+    *,
+    progress: bool = False,
+    exclude: Iterable[str | os.PathLike] = (),
+) -> PreparedData:
+    """Read `sources` (folders, zips, image files) into one uint8 array of same-size square images.
+
+    Bad files are skipped with a reason (see `PreparedData.skipped`); a DataError/ConfigError is raised
+    only for problems with the request itself (missing path, nothing readable, invalid options).
+    `exclude` names paths inside source folders to leave out (prepare_to passes its own outputs).
+    """
+    opts.validate()
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    label_file = _LabelFile(opts.labels, opts.label_key) if opts.labels is not None else None  # its errors first
+    excluded = {os.path.abspath(os.path.expanduser(e)) for e in exclude}
+    scan = _scan_sources(sources, excluded)
+    if not scan.items:
+        raise _no_images_error(sources, scan, [])
+
+    # Labels come first: they are cheap, and images without one are skipped before being decoded.
+    skipped: list[tuple[str, str]] = []
+    todo: list[tuple[_Item, str | None]] = []
+    if label_file is not None:
+        for item in scan.items:
+            label, reason = label_file.lookup(item)
+            if label is None:
+                skipped.append((item.display, reason))
+            else:
+                todo.append((item, label))
+    else:
+        folders = {it.rel[0] for it in scan.items if it.in_tree and len(it.rel) > 1}
+        by_folder = opts.folder_labels and len(folders) >= 2
+        for item in scan.items:
+            if by_folder and not (item.in_tree and len(item.rel) > 1):
+                skipped.append(
+                    (item.display, "no label: not in a class sub-folder (move it into one, or pass --no-folder-labels)")
+                )
+            else:
+                todo.append((item, item.rel[0] if by_folder else None))
+    labelled = opts.labels is not None or any(label is not None for _, label in todo)
+
+    with ExitStack() as stack:
+        opener = _Opener(stack)
+        resolution = opts.resolution
+        if resolution is None:
+            # Headers only, of at most _SIZE_SAMPLE evenly spaced files: the mode of a sample is the mode.
+            step = max(1, len(todo) // _SIZE_SAMPLE)
+            resolution = _auto_resolution((opener.size(it) for it, _ in todo[::step]), opts.fit) or 64
+        params = _Params(resolution, opts.fit, FILTERS[opts.filter], background_rgb(opts.background), opts.channels)
+        workers = opts.workers or (os.cpu_count() or 1)
+        images: list[np.ndarray] = []
+        files: list[str] = []
+        kept_labels: list[str] = []
+        duplicates: list[tuple[str, str]] = []
+        seen: dict[bytes, str] = {}
+        for (item, label), (arr, reason) in zip(
+            todo, _read_all([it for it, _ in todo], opener, params, workers, progress)
+        ):
+            if arr is None:
+                skipped.append((item.display, reason))
+                continue
+            if opts.dedupe:
+                digest = hashlib.blake2b(arr.tobytes(), digest_size=16).digest()
+                if digest in seen:
+                    duplicates.append((item.display, seen[digest]))
+                    continue
+                seen[digest] = item.display
+            images.append(arr)
+            files.append(item.display)
+            kept_labels.append(label or "")
+
+    if not images:
+        raise _no_images_error(sources, scan, skipped)
+    class_names: list[str] = []
+    labels = None
+    if labelled:
+        class_names = _natural_sorted(kept_labels)
+        index = {name: i for i, name in enumerate(class_names)}
+        labels = np.array([index[name] for name in kept_labels], dtype=np.int64)
+    return PreparedData(
+        images=np.stack(images),  # (N, H, W, C)
+        labels=labels,
+        class_names=class_names,
+        files=files,
+        skipped=skipped,
+        duplicates=duplicates,
+        ignored=scan.ignored,
+        resolution=resolution,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing.
+
+
+def default_report_path(dest: str | os.PathLike) -> Path:
+    """`out.zip` -> `out-report.csv`, `out/` -> `out-report.csv`, next to the dataset."""
+    dest = Path(dest)
+    stem = dest.stem if dest.suffix.lower() == ".zip" else dest.name
+    return dest.with_name(f"{stem}-report.csv")
+
+
+def _check_dest(dest: Path, overwrite: bool) -> None:
+    """Fail before reading thousands of images if the result could not be written anyway."""
+    if dest.suffix.lower() in IMAGE_EXTENSIONS:
+        raise DataError(
+            f"destination {dest} looks like an image file; the last argument is where the dataset goes: "
+            "give a name ending in .zip or a folder name"
+        )
+    if dest.exists():
+        if not overwrite:
+            raise DataError(f"{dest} already exists: choose another destination or pass --overwrite")
+        is_zip = dest.suffix.lower() == ".zip"
+        if (is_zip and not dest.is_file()) or (not is_zip and not dest.is_dir()):
+            kind = "folder" if dest.is_dir() else "file"
+            raise DataError(
+                f"{dest} is a {kind}, which --overwrite will not replace; remove it or choose another destination"
+            )
+    ancestor = dest.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
+        raise DataError(f"cannot write to {ancestor}: permission denied or not a folder; choose a writable destination")
+
+
+def write_report(data: PreparedData, path: str | os.PathLike) -> Path:
+    """A CSV of every file left out (status: skipped | duplicate | ignored), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() honours the umask; mkstemp would not
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["file", "status", "reason"])
+            w.writerows((file, "skipped", reason) for file, reason in data.skipped)
+            w.writerows((file, "duplicate", f"same pixels as {kept}") for file, kept in data.duplicates)
+            w.writerows((file, "ignored", "not an image file, or hidden") for file in data.ignored)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def prepare_to(
+    sources: Sequence[str | os.PathLike] | str | os.PathLike,
+    dest: str | os.PathLike,
+    opts: PrepareOptions,
+    *,
+    overwrite: bool = False,
+    report_path: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> PreparedData:
+    """`prepare`, then write a StyleGAN2-ADA archive at `dest` (.zip or folder, atomically) and the
+    per-file report (default: `DEST-report.csv` next to it). The destination is checked first, so a
+    typo costs no reading time."""
+    opts.validate()
+    dest = Path(dest).expanduser()
+    _check_dest(dest, overwrite)
+    report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
+    data = prepare(sources, opts, progress=progress, exclude=[dest, report])
+    try:
+        write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {dest}: {exc.strerror or exc}; choose a writable destination with free space"
+        ) from exc
+    try:
+        data.report = write_report(data, report)
+    except OSError as exc:
+        raise DataError(
+            f"wrote {dest} but cannot write the report {report}: {exc.strerror or exc}; pass --report PATH"
+        ) from exc
+    data.dest = dest
+    return data

@@ -1,0 +1,121 @@
+"""`ganforge prepare`, in-process: the summary it prints, the files it writes, and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from ganforge.cli import main
+from ganforge.data.archive import read_archive
+
+
+def run(args):
+    return CliRunner().invoke(main, ["prepare", *map(str, args)], catch_exceptions=False)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """shapes/{round,square}/*.png of mixed sizes and modes, one corrupt file and a stray text file."""
+    root = tmp_path / "shapes"
+    for cls, n in (("round", 3), ("square", 2)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGBA", (10 + i, 8), (40 * i, 100, 200, 255 if i else 0)).save(root / cls / f"{i}.png")
+    (root / "square" / "bad.png").write_bytes(b"garbage")
+    (root / "README.txt").write_text("hi")
+    return root
+
+
+def assert_one_line_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_prepare_writes_a_dataset_and_prints_a_summary(tmp_path, folder):
+    dest = tmp_path / "shapes.zip"
+    r = run([folder, dest, "--resolution", "16", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert f"wrote {dest}: 5 images, 16x16 RGB" in r.stdout
+    assert "kept 5, skipped 1, duplicates 0, ignored 1, classes 2 (round, square)" in r.stdout
+    assert "skipped " in r.stdout and "bad.png: not a readable image" in r.stdout
+    assert f"report: {tmp_path / 'shapes-report.csv'}" in r.stdout
+    arc = read_archive(dest)
+    assert arc.images.shape == (5, 16, 16, 3) and arc.class_names == ["round", "square"]
+    assert tuple(arc.images[0, 0, 0]) == (255, 255, 255)  # transparent -> white
+
+    r = run([folder, dest, "--resolution", "16", "--quiet"])
+    assert_one_line_error(r, "already exists", "--overwrite")
+    r = run([folder, dest, "--overwrite", "--resolution", "8", "--background", "black", "--channels", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    arc = read_archive(dest)
+    assert arc.images.shape == (5, 8, 8, 1) and arc.images[0, 0, 0, 0] == 0
+
+
+def test_progress_bar_goes_to_stderr(tmp_path, folder):
+    r = run([folder, tmp_path / "out", "--resolution", "8"])
+    assert r.exit_code == 0, r.output
+    assert "reading" in r.stderr and "reading" not in r.stdout
+    assert (tmp_path / "out" / "dataset.json").exists()
+
+
+def test_files_as_sources_with_options(tmp_path):
+    art = np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    a, b = tmp_path / "a.png", tmp_path / "b.bmp"
+    Image.fromarray(art).save(a)
+    Image.fromarray(art).save(b)
+    r = run([a, b, tmp_path / "art", "--resolution", "12", "--filter", "nearest", "--dedupe", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "kept 1, skipped 0, duplicates 1" in r.stdout and "classes 0 (unlabelled)" in r.stdout
+    assert "note:" in r.stderr and "power of two" in r.stderr
+    img = read_archive(tmp_path / "art").images[0]
+    assert (img == np.repeat(np.repeat(art, 3, 0), 3, 1)).all()
+
+
+def test_labels_file(tmp_path, folder):
+    (tmp_path / "labels.csv").write_text("file,label\nshapes/round/0.png,a\nround/1.png,b\n2.png,b\n")
+    dest = tmp_path / "l.zip"
+    r = run([folder, dest, "--resolution", "8", "--labels", tmp_path / "labels.csv", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "kept 3" in r.stdout and "classes 2 (a, b)" in r.stdout and "no label in labels.csv" in r.stdout
+    assert read_archive(dest).labels.tolist() == [0, 1, 1]
+
+
+def test_help_shows_defaults_and_the_power_of_two_advice():
+    r = CliRunner().invoke(main, ["prepare", "--help"])
+    assert r.exit_code == 0
+    for text in ("SOURCE... DEST", "[default: pad]", "[default: lanczos]", "[default: white]", "power of two"):
+        assert text in " ".join(r.output.split()), text
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["{tmp}/missing", "{tmp}/o.zip"], ["no such file or folder", "missing"]),
+        (["{tmp}/empty", "{tmp}/o.zip"], ["empty folder"]),
+        (["{tmp}/junk", "{tmp}/o.zip"], ["no usable image", "looked at 2 image files", "2 not a readable image"]),
+        (["{tmp}/empty"], ["at least one SOURCE and a DEST"]),
+        (["{shapes}", "{tmp}/o.zip", "--resolution", "2"], ["--resolution 2", "4 or more"]),
+        (["{shapes}", "{tmp}/o.zip", "--background", "nope"], ["--background", "#rrggbb"]),
+        (["{shapes}", "{tmp}/o.zip", "--labels", "{tmp}/none.csv"], ["labels file", "does not exist"]),
+        (["{shapes}", "{tmp}/o.png"], ["looks like an image file"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, folder, args, needles):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.png").write_bytes(b"nope")
+    (tmp_path / "junk" / "b.jpg").write_bytes(b"nope")
+    r = run([*(a.format(tmp=tmp_path, shapes=folder) for a in args), "--quiet"])
+    assert_one_line_error(r, *needles)
+    assert not (tmp_path / "o.zip").exists()
+
+
+def test_unknown_choice_is_a_usage_error(tmp_path, folder):
+    r = CliRunner().invoke(main, ["prepare", str(folder), str(tmp_path / "o.zip"), "--fit", "zoom"])
+    assert r.exit_code == 2 and "Invalid value for '--fit'" in r.output and "Traceback" not in r.output
