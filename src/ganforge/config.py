@@ -22,7 +22,7 @@ class TrainConfig:
     model: str = "dcgan"  # model family (see `ganforge train --help`)
     resolution: int | None = None  # training resolution in pixels; None: the dataset's own
     channels: int | None = None  # 1 or 3; None: the dataset's own
-    steps: int = 2000  # optimisation steps (each one D and one G update, or as the family defines)
+    steps: int = 2500  # optimisation steps (each one D and one G update, or as the family defines)
     kimg: float | None = None  # alternative length: thousands of real images shown (overrides steps)
     batch: int = 64  # images per step
     cond: bool = False  # class-conditional training on the dataset's labels
