@@ -58,7 +58,4 @@ def parse_seeds(text: str) -> list[int]:
 
 
 # Verbs defined in their own modules register themselves on `main` when imported.
-from . import cli_train  # noqa: E402,F401
-from . import cli_prepare  # noqa: E402,F401
-from . import cli_eval  # noqa: E402,F401
-from . import cli_sample  # noqa: E402,F401
+from . import cli_eval, cli_prepare, cli_sample, cli_train  # noqa: E402,F401,I001

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .families.base import parse_value
 
 
 @dataclass
@@ -118,3 +118,29 @@ def family_config_from_dict(family: Any, d: dict[str, Any]) -> Any:
         cur = getattr(cfg, k)
         setattr(cfg, k, type(cur)(v) if isinstance(cur, tuple) else v)
     return cfg
+
+
+def parse_value(text: str, current: Any) -> Any:
+    """Parse a `--set` value to the type of the field's current value."""
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"expected true/false, got '{text}'")
+    if isinstance(current, int):
+        return int(text)
+    if isinstance(current, float):
+        return float(text)
+    if isinstance(current, (list, tuple)):
+        parts = [p for p in text.strip("[]()").split(",") if p.strip()]
+        conv: Callable[[str], Any] = type(current[0]) if current else str
+        return type(current)(conv(p.strip()) for p in parts)
+    if current is None:
+        for conv in (int, float):
+            try:
+                return conv(text)
+            except ValueError:
+                pass
+        return None if text.lower() == "none" else text
+    return text

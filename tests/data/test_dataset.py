@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_archive
 
 from ganforge.data import load_dataset
 from ganforge.data.dataset import BatchSampler
 from ganforge.errors import DataError
+from helpers import make_archive
 
 
 def test_builtin_emoji():

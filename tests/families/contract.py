@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 
 import torch
-from helpers import tiny_config
 
 from ganforge.sample.model import Model
 from ganforge.training.loop import train
+from helpers import tiny_config
 
 
 def check_family_contract(tmp_path, data: str, model: str, family: dict, *, cond: bool = False, resolution=None, expect_shape=None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -144,29 +144,3 @@ class Family:
         """The EMA copy of a generator when it exists, else the generator itself."""
         ema = f"{name}_ema"
         return nets[ema] if ema in nets else nets[name]
-
-
-def parse_value(text: str, current: Any) -> Any:
-    """Parse a `--set` value to the type of the field's current value."""
-    if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"expected true/false, got '{text}'")
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float):
-        return float(text)
-    if isinstance(current, (list, tuple)):
-        parts = [p for p in text.strip("[]()").split(",") if p.strip()]
-        conv: Callable[[str], Any] = type(current[0]) if current else str
-        return type(current)(conv(p.strip()) for p in parts)
-    if current is None:
-        for conv in (int, float):
-            try:
-                return conv(text)
-            except ValueError:
-                pass
-        return None if text.lower() == "none" else text
-    return text
