@@ -30,6 +30,7 @@ class Diagnostics:
     g_win: float = 0.99  # D(x) and D(G(z)) both above... D cannot tell anything apart in the wrong way
     collapse_ratio: float = 0.25  # sample diversity below this fraction of the data's
     collapse_warmup: int = 1000  # no collapse warnings before this step (early samples all look alike)
+    mode_ratio: float = 0.5  # point data with known modes: samples cover fewer than this fraction of the data's modes
     _d_streak: int = 0
     _g_streak: int = 0
     _warned: set[str] = field(default_factory=set)
@@ -61,5 +62,25 @@ class Diagnostics:
             return [
                 f"possible mode collapse: samples are {dr / max(df, 1e-12):.1f}x less diverse than the data "
                 f"(mean pairwise distance {df:.3g} vs {dr:.3g})"
+            ]
+        return []
+
+    def observe_points(
+        self, step: int, fake: torch.Tensor, real: torch.Tensor, centers: torch.Tensor | None = None, std: float = 0.0
+    ) -> list[str]:
+        """Mode collapse on point data. When the mixture's modes are known (ring8, grid25), count the modes
+        the samples cover, by the rule of the mode-collapse benchmark, against those that the same number of
+        real points cover; otherwise fall back to the pairwise-distance check."""
+        if step < self.collapse_warmup:
+            return []
+        if centers is None or std <= 0:
+            return self.observe_samples(step, fake, real)
+        from ..data.points import mode_stats
+
+        f, r = mode_stats(fake, centers, std), mode_stats(real, centers, std)
+        if r.modes and f.modes < self.mode_ratio * r.modes:
+            return [
+                f"possible mode collapse: samples cover {f.modes} of the data's {r.modes} modes "
+                f"({f.hq_fraction:.0%} of samples within 3 std of a mode)"
             ]
         return []

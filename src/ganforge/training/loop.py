@@ -283,7 +283,7 @@ def train(
     if cfg.eval_every:
         from .evaluation import PeriodicEvaluator
 
-        evaluator = PeriodicEvaluator(cfg, family, spec, latent_shape, device)
+        evaluator = PeriodicEvaluator(cfg, family, spec, latent_shape, device, data, run_dir)
 
     def meta_now() -> dict[str, Any]:
         return {
@@ -304,8 +304,12 @@ def train(
         path = run_dir / "samples" / f"grid-{step:06d}.png"
         if spec.kind == "points":
             centers = getattr(data, "centers", None)
-            many = family.sample(nets, torch.randn((2500, *latent_shape), generator=torch.Generator().manual_seed(1)).to(device), None)
+            with torch.no_grad():
+                many = family.sample(nets, torch.randn((2500, *latent_shape), generator=torch.Generator().manual_seed(1)).to(device), None)
             save_png(render_points(many, centers=centers), path)
+            for msg in diag.observe_points(step, many, data.points[:2500], centers, getattr(data, "std", 0.0)):
+                result.warnings.append(msg)
+                _write(bar, f"warning (step {step}): {msg}", say)
         else:
             save_png(make_grid(out.float()), path)
             real = data.batch(torch.arange(min(len(data), len(grid_seeds)), device=data.images.device))["image"]
@@ -391,6 +395,9 @@ def train(
                 if step % cfg.sample_every == 0 or last:
                     write_samples()
                 if evaluator is not None and (step % cfg.eval_every == 0 or step >= end):
+                    for dst in family.ema.values():
+                        if dst in nets:
+                            recalibrate_batchnorm(family, nets, dst, spec, latent_shape, device)
                     res = evaluator(nets, step)
                     metrics_file.write(json.dumps({"step": step, "kimg": round(nimg / 1000, 3), **res}) + "\n")
                     metrics_file.flush()

@@ -1,0 +1,68 @@
+"""Periodic evaluation during training (`--eval-every N`): metrics on generated images from fixed
+seeds, logged with the step; the first metric picks the `best` checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data.dataset import ImageDataset
+from ..errors import ConfigError
+from ..families.base import DataSpec, Family
+from ..sample.latents import labels_for_seeds, latents_for_seeds
+
+
+class PeriodicEvaluator:
+    """Holds the real data's statistics across evaluations; generates `eval_num` images from seeds
+    0..eval_num-1 each time, so that numbers are comparable over a run."""
+
+    def __init__(
+        self, cfg: TrainConfig, family: Family, spec: DataSpec, latent_shape: tuple[int, ...], device: torch.device, data: Any, run_dir: Path
+    ) -> None:
+        if spec.kind != "image" or not isinstance(data, ImageDataset):
+            raise ConfigError("periodic evaluation works on image data; drop --eval-every for point data")
+        from ..metrics import Evaluator, parse_metrics, primary_key
+
+        self.cfg, self.family, self.spec, self.latent_shape, self.device = cfg, family, spec, latent_shape, device
+        self.metrics = parse_metrics(cfg.eval_metrics)
+        self.key = primary_key(self.metrics[0])
+        self.evaluator = Evaluator(data, metrics=self.metrics, extractor=cfg.eval_extractor, device=device, progress=False)
+        self.best: float | None = None
+        best_file = run_dir / "checkpoints" / "best.json"
+        if best_file.exists():  # a resumed run keeps competing with its earlier best
+            try:
+                self.best = json.loads(best_file.read_text()).get("value")
+            except (json.JSONDecodeError, OSError):
+                self.best = None
+
+    def __call__(self, nets: nn.ModuleDict, step: int) -> dict[str, Any]:
+        def generate(start: int, count: int) -> torch.Tensor:
+            seeds = range(start, start + count)
+            z = latents_for_seeds(seeds, self.latent_shape, self.device)
+            labels = labels_for_seeds(seeds, self.spec.num_classes, device=self.device)
+            with torch.no_grad():
+                return self.family.sample(nets, z, labels).float()
+
+        # Evaluation must not touch the training run's random streams (resume equality).
+        np_state = np.random.get_state()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            res = self.evaluator(generate, num=self.cfg.eval_num)
+        np.random.set_state(np_state)
+        return res
+
+    def is_best(self, res: dict[str, Any]) -> bool:
+        from ..metrics import is_better
+
+        value = res.get(self.key)
+        if value is None:
+            return False
+        if is_better(self.key, float(value), self.best):
+            self.best = float(value)
+            return True
+        return False
