@@ -24,7 +24,14 @@ _LOOP_OPTIONS = [
 ]
 
 
-@main.command(context_settings={"show_default": True})
+def _families_epilog() -> str:
+    from .registry import DESCRIPTIONS
+
+    lines = ["\b", "Models (--model):"] + [f"  {n:<9} {DESCRIPTIONS.get(n, '')}" for n in family_names()]
+    return "\n".join(lines)
+
+
+@main.command(context_settings={"show_default": True}, epilog=_families_epilog())
 @click.option("--data", default=_D.data, help="Built-in dataset name, prepared archive, or folder/zip of images.")
 @click.option("--model", default=_D.model, type=click.Choice(family_names()), help="Model family.")
 @click.option("--resolution", type=click.IntRange(4, 4096), default=None, help="Training resolution [default: the data's].")

@@ -20,6 +20,16 @@ _FAMILY_PATHS: dict[str, str] = {
 }
 
 
+# name -> one line for `ganforge train --help` (kept here so that help does not import torch).
+DESCRIPTIONS: dict[str, str] = {
+    "dcgan": "DCGAN (Radford et al. 2015); --cond for class-conditional, --loss to pick the loss",
+    "gan": "Goodfellow et al. 2014 MLP GAN, for flattened small images and 2-D points",
+    "wgan-gp": "WGAN with gradient penalty (Gulrajani et al. 2017), 5 critic steps",
+    "sngan": "spectral normalisation in D with the hinge loss (Miyato et al. 2018)",
+    "vae": "convolutional VAE (Kingma & Welling 2014; beta option): reconstruct, sample, encode",
+}
+
+
 def family_names() -> list[str]:
     """Names of the registered families whose module is importable (in registry order)."""
     names = []
