@@ -60,11 +60,11 @@ class ImageDataset:
         self, idx: torch.Tensor, *, xflip: bool = False, generator: torch.Generator | None = None
     ) -> Batch:
         """Images `idx` as float in [-1, 1]; with `xflip`, each image is mirrored with probability 1/2."""
-        x = self.images[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+        imgs = self.images[idx]  # (B, C, H, W) uint8: flip before converting, a quarter of the bytes
         if xflip:
-            flip = torch.rand(x.shape[0], generator=generator, device="cpu") < 0.5
-            flip = flip.to(x.device)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            flip = (torch.rand(imgs.shape[0], generator=generator, device="cpu") < 0.5).to(imgs.device)
+            imgs[flip] = imgs[flip].flip(3)
+        x = imgs.float().mul_(2.0 / 255.0).sub_(1.0)  # (B, C, H, W) in [-1, 1]
         out: Batch = {"image": x}
         if self.labels is not None:
             out["label"] = self.labels[idx]
