@@ -1,1 +1,236 @@
-"""ganforge CLI verbs (attached to ganforge.cli.main)."""
+"""`ganforge eval`: quality numbers for a trained run, or for any two image sources (attached to ganforge.cli.main)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import main
+from .errors import ConfigError
+
+_METRIC_HELP = (
+    "Comma-separated: fid, kid, pr (precision/recall, k=3), dc (density/coverage, k=5), is (Inception Score), "
+    "coverage (classes covered + class-histogram KL, for labelled data; uses the classifier)."
+)
+_EXTRACTORS = (
+    "inception",
+    "classifier",
+    "dinov2",
+)  # == ganforge.metrics.EXTRACTORS, without importing torch for --help
+
+
+@main.command("eval", context_settings={"show_default": True})
+@click.argument("run", required=False)
+@click.option(
+    "--real",
+    "real_src",
+    default=None,
+    help="Real images (folder, zip, prepared dataset or built-in name); with --fake.",
+)
+@click.option(
+    "--fake", "fake_src", default=None, help="Generated images (folder, zip or prepared dataset); with --real."
+)
+@click.option("--metrics", default="fid,kid", help=_METRIC_HELP)
+@click.option(
+    "--num", type=click.IntRange(2), default=None, help="Generated images [default: 50000 for a RUN, all of --fake]."
+)
+@click.option(
+    "--num-real",
+    type=click.IntRange(2),
+    default=None,
+    help="Use a fixed random subset of the real images [default: all].",
+)
+@click.option("--ref", default=None, help="Reference data for a RUN [default: the run's training data].")
+@click.option("--checkpoint", default="latest", help="Checkpoint of a RUN: latest, best or a step number.")
+@click.option(
+    "--extractor",
+    type=click.Choice(_EXTRACTORS),
+    default="inception",
+    help="inception: the FID network, numbers comparable with papers; classifier: a small CNN trained on the "
+    "labelled real data (offline, fast, comparable between runs on the same data); dinov2: FD_DINOv2.",
+)
+@click.option(
+    "--inception-weights",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Local file of the FID Inception weights (weights-inception-2015-12-05-6726825d.pth); "
+    "also $GANFORGE_INCEPTION_WEIGHTS. Works offline.",
+)
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--batch", type=click.IntRange(1), default=64, help="Images per batch through the feature extractor.")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the result here as one flat JSON object.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache for weights, classifiers and real statistics [default: $GANFORGE_CACHE or ~/.cache/ganforge].",
+)
+@click.option(
+    "--no-cache", is_flag=True, help="Recompute the real-data statistics instead of reading/writing the cache."
+)
+@click.option(
+    "--train-classifier",
+    "train_data",
+    default=None,
+    help="Only train the classifier extractor on this labelled data (unless cached; --no-cache retrains), cache it and exit.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_cmd(
+    run: str | None,
+    real_src: str | None,
+    fake_src: str | None,
+    metrics: str,
+    num: int | None,
+    num_real: int | None,
+    ref: str | None,
+    checkpoint: str,
+    extractor: str,
+    inception_weights: str | None,
+    device: str,
+    batch: int,
+    json_path: str | None,
+    cache_dir: str | None,
+    no_cache: bool,
+    train_data: str | None,
+    quiet: bool,
+) -> None:
+    """Measure generated images against real ones: `ganforge eval RUN` or `ganforge eval --real A --fake B`.
+
+    The result is printed as a table, appended to the run's metrics.jsonl (for a RUN) and written with --json.
+    Every number is labelled with what it was computed with, e.g. fid50k[inception-2015-12-05].
+    """
+    from .metrics import Evaluator, generator_from_model, parse_metrics
+    from .training.device import select_device
+
+    if train_data is not None:
+        if run or real_src or fake_src:
+            raise ConfigError("--train-classifier DATA works alone; drop RUN / --real / --fake")
+        _train_classifier(train_data, cache_dir, select_device(device), retrain=no_cache)
+        return
+    if run and (real_src or fake_src):
+        raise ConfigError("give either RUN or --real A --fake B, not both")
+    if not run and not (real_src and fake_src):
+        raise ConfigError("nothing to evaluate: give a RUN folder, or both --real A and --fake B")
+    if not run and ref:
+        raise ConfigError("--ref is for a RUN; with --fake, the reference is --real")
+    names = parse_metrics(metrics)
+    dev = select_device(device)
+    common: dict[str, Any] = dict(
+        metrics=names,
+        extractor=extractor,
+        num_real=num_real,
+        device=dev,
+        batch=batch,
+        inception_weights=inception_weights,
+        cache=cache_dir,
+        use_cache=not no_cache,
+        progress=not quiet,
+    )
+    if run:
+        import ganforge
+
+        model = ganforge.load(run, checkpoint=checkpoint, device=str(dev))
+        if model.spec.kind != "image":
+            raise ConfigError(f"{model.run_dir} generates {model.spec.kind}, not images; image metrics do not apply")
+        data = ref or _run_data(model)
+        ev = Evaluator(data, resolution=model.spec.resolution, channels=model.spec.channels, **common)
+        result = ev(generator_from_model(model, batch=batch), num=num or 50000)
+        record = {"step": model.step, "event": "eval", "checkpoint": str(checkpoint), "ref": str(data), **result}
+        with open(Path(model.run_dir) / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        where = f"{model.run_dir} at step {model.step} ({checkpoint})"
+    else:
+        ev = Evaluator(real_src, **common)  # type: ignore[arg-type]
+        result = ev(fake_src, num=num)  # type: ignore[arg-type]
+        where = f"{fake_src} against {real_src}"
+    click.echo(format_result(result, names, where))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _run_data(model: Any) -> str:
+    """The training data a run names in its config.json (the reference for its metrics)."""
+    cfg_path = Path(model.run_dir) / "config.json"
+    try:
+        data = json.loads(cfg_path.read_text()).get("data")
+    except (OSError, json.JSONDecodeError):
+        data = None
+    data = data or getattr(getattr(model, "config", None), "data", None)
+    if not data:
+        raise ConfigError(f"{cfg_path} does not name the training data; give the reference with --ref DATASET")
+    return str(data)
+
+
+def _train_classifier(data: str, cache_dir: str | None, device: Any, retrain: bool) -> None:
+    from .metrics.classifier import get_classifier
+    from .metrics.evaluate import as_dataset
+
+    ds = as_dataset(data)
+    clf, path, trained = get_classifier(ds, cache=cache_dir, retrain=retrain, device=device)
+    m = clf.meta
+    how = f"trained in {m['train_seconds']:.1f} s" if trained else "already cached; --no-cache retrains it"
+    click.echo(
+        f"classifier for {data}: {m['num_classes']} classes, held-out accuracy {m['heldout_accuracy']:.3f} "
+        f"({m['heldout_images']} images), {how}\n{path}"
+    )
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, int):
+        return str(v)
+    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+        return f"{v:.4e}"
+    return f"{v:.4f}"
+
+
+def format_result(res: dict[str, Any], metrics: list[str], where: str = "") -> str:
+    """The terminal table: one row per metric, labelled with its protocol, then what it was computed with."""
+    from .metrics import metric_label
+
+    rows: list[tuple[str, str]] = []
+    n = int(res["num_fake"])
+    for m in metrics:
+        ext = res.get("classifier", res["extractor"]) if m == "coverage" else res["extractor"]
+        label = metric_label(m, ext, n)
+        if m == "fid":
+            rows.append((label, _fmt(res["fid"])))
+        elif m == "kid":
+            rows.append((label, f"{_fmt(res['kid_mean'])} ± {_fmt(res['kid_std'])}"))
+        elif m == "pr":
+            rows.append((label, f"precision {_fmt(res['precision'])}  recall {_fmt(res['recall'])}"))
+        elif m == "dc":
+            rows.append((label, f"density {_fmt(res['density'])}  coverage {_fmt(res['coverage'])}"))
+        elif m == "is":
+            rows.append((label, f"{_fmt(res['is_mean'])} ± {_fmt(res['is_std'])}"))
+        elif m == "coverage":
+            kl = res["class_kl"]
+            rows.append(
+                (
+                    label,
+                    f"{res['classes_covered']}/{res['num_classes']} classes  KL {_fmt(kl) if math.isfinite(kl) else kl}",
+                )
+            )
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{where}:" if where else ""] if where else []
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    sha = str(res.get("weights_sha256", ""))
+    lines.append(
+        f"  extractor {res['extractor']} (weights sha256 {sha[:8]}), resize {res['resize']}, "
+        f"{res['num_real']} real / {res['num_fake']} generated images, {res.get('seconds', 0):.1f} s"
+    )
+    if not str(res["extractor"]).startswith("inception-2015-12-05"):
+        lines.append(
+            "  note: not the standard FID network, so these numbers compare only with numbers from the same extractor"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,564 @@
+"""Evaluate generated images against real ones: sources and generators in, one flat dict of numbers out.
+
+    ev = Evaluator("digits", metrics=["fid", "kid", "coverage"], extractor="classifier")
+    ev(lambda start, n: model.generate(seeds=range(start, start + n), output="tensor"), num=10_000)
+
+An `Evaluator` holds the extractor and the real-data statistics in memory (and on disk, see
+`ganforge.metrics.cache`), so calling it every N training steps only costs the generated images.
+`evaluate` and `evaluate_generator` are one-call conveniences on top of it.
+
+Every result names what it was computed with (extractor, weights checksum, resize mode, numbers of
+real and generated images) and carries a label such as `fid10k[inception-2015-12-05]`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.dataset import ImageDataset, PointDataset, load_dataset
+from ..errors import ConfigError, DataError
+from . import weights as W
+from .cache import STATS_VERSION, RealStats, dataset_sha256, load_stats, save_stats, stats_path
+from .classes import class_coverage, class_histogram
+from .extractors import DinoV2Extractor, FeatureExtractor, InceptionExtractor
+from .frechet import feature_statistics, frechet_distance_to_features
+from .inception_score import inception_score
+from .kid import kernel_inception_distance
+from .prdc import knn_radii, prdc
+
+# A generator as the evaluator sees it: (start, count) -> float images in [-1, 1], (count, C, H, W).
+# Image i must depend only on i (e.g. seed = i), so that evaluations are reproducible.
+GenerateFn = Callable[[int, int], torch.Tensor]
+# Anything that holds images: a built-in name, a folder, a zip, a prepared archive, a dataset, a tensor
+# (uint8 0..255, or float in [-1, 1]).
+ImageSource = str | os.PathLike | ImageDataset | torch.Tensor
+
+METRICS = ("fid", "kid", "pr", "dc", "is", "coverage")
+# The keys each metric adds to a result.
+RESULT_KEYS: dict[str, tuple[str, ...]] = {
+    "fid": ("fid",),
+    "kid": ("kid_mean", "kid_std"),
+    "pr": ("precision", "recall"),
+    "dc": ("density", "coverage"),
+    "is": ("is_mean", "is_std"),
+    "coverage": ("classes_covered", "class_kl"),
+}
+# Direction of every numeric result key, for choosing a `best` checkpoint and for tables.
+LOWER_IS_BETTER: dict[str, bool] = {
+    "fid": True,
+    "kid_mean": True,
+    "precision": False,
+    "recall": False,
+    "density": False,
+    "coverage": False,
+    "is_mean": False,
+    "classes_covered": False,
+    "class_kl": True,
+}
+# The one key that ranks checkpoints for each metric name (as in --eval-metrics): recall and coverage
+# for the manifold metrics, since a collapsed generator can keep a high precision/density.
+PRIMARY_KEY: dict[str, str] = {
+    "fid": "fid",
+    "kid": "kid_mean",
+    "pr": "recall",
+    "dc": "coverage",
+    "is": "is_mean",
+    "coverage": "class_kl",
+}
+_ALIASES = {
+    "prc": "pr",
+    "precision": "pr",
+    "recall": "pr",
+    "density": "dc",
+    "isc": "is",
+    "classes": "coverage",
+    "fd": "fid",
+}
+EXTRACTORS = ("inception", "classifier", "dinov2")
+PR_K, DC_K = 3, 5  # Kynkäänniemi et al. 2019; Naeem et al. 2020
+
+
+def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
+    """'fid,kid' or ['fid', 'kid'] -> validated, de-duplicated names in the given order."""
+    items = metrics.split(",") if isinstance(metrics, str) else list(metrics)
+    out: list[str] = []
+    for m in items:
+        m = _ALIASES.get(m.strip().lower(), m.strip().lower())
+        if not m:
+            continue
+        if m not in METRICS:
+            raise ConfigError(f"unknown metric '{m}'; choose from {', '.join(METRICS)}")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise ConfigError(f"no metrics given; choose from {', '.join(METRICS)}")
+    return out
+
+
+def primary_key(metric: str) -> str:
+    """The result key that ranks checkpoints for a metric name: primary_key('kid') == 'kid_mean'."""
+    return PRIMARY_KEY[parse_metrics(metric)[0]]
+
+
+def is_better(key: str, new: float, old: float | None) -> bool:
+    """Whether result value `new` beats `old` for result key `key` (None: nothing to beat yet)."""
+    if old is None or (isinstance(old, float) and np.isnan(old)):
+        return not (isinstance(new, float) and np.isnan(new))
+    return new < old if LOWER_IS_BETTER[key] else new > old
+
+
+def count_label(n: int) -> str:
+    """50000 -> '50k', 3786 -> '3786': the StyleGAN naming of metrics (fid50k)."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def metric_label(metric: str, extractor: str, num_fake: int) -> str:
+    """e.g. fid50k[inception-2015-12-05], pr10k3[...], fd10k[dinov2-vitl14] (a Fréchet distance that is not FID)."""
+    n = count_label(num_fake)
+    base = {
+        "fid": "fid" if extractor.startswith("inception") else "fd",
+        "pr": "pr",
+        "dc": "dc",
+        "is": "is",
+        "kid": "kid",
+    }.get(metric, metric)
+    suffix = {"pr": str(PR_K), "dc": str(DC_K)}.get(metric, "")
+    if suffix and not n.endswith("k"):
+        suffix = "_" + suffix  # pr1797_3, not pr17973
+    return f"{base}{n}{suffix}[{extractor}]"
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+def as_dataset(
+    source: ImageSource, *, resolution: int | None = None, channels: int | None = None, progress: bool = False
+) -> ImageDataset:
+    """Any image source as an in-memory uint8 dataset."""
+    if isinstance(source, ImageDataset):
+        ds = source
+    elif isinstance(source, torch.Tensor):
+        ds = ImageDataset(to_uint8(source).cpu(), None, [], name="tensor")
+    else:
+        loaded = load_dataset(source, resolution=resolution, channels=channels, progress=progress)
+        if isinstance(loaded, PointDataset):
+            raise DataError(f"'{source}' holds points, not images; image metrics need image data")
+        return loaded
+    if channels is not None:
+        ds = ds.with_channels(channels)
+    if resolution is not None:
+        ds = ds.resized(resolution)
+    return ds
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 stays; float images in [-1, 1] map to 0..255 rounding to nearest (StyleGAN's x * 127.5 + 128, truncated)."""
+    if images.ndim != 4:
+        raise DataError(f"expected images (B, C, H, W), got shape {tuple(images.shape)}")
+    if images.dtype == torch.uint8:
+        return images
+    if not images.is_floating_point():
+        raise DataError(f"expected uint8 or float images, got {images.dtype}")
+    return (images.detach().float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
+
+
+def _subset(n: int, k: int | None, seed: int = 0) -> torch.Tensor | None:
+    """A fixed random subset of k of n indices (None: all). Random, not the first k, because datasets are
+    often sorted by class."""
+    if k is None or k >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
+
+
+def _dataset_batches(ds: ImageDataset, idx: torch.Tensor | None, batch: int) -> Iterator[torch.Tensor]:
+    n = len(ds) if idx is None else idx.numel()
+    for i in range(0, n, batch):
+        yield ds.images[i : i + batch] if idx is None else ds.images[idx[i : i + batch]]
+
+
+def _generator_batches(fn: GenerateFn, num: int, batch: int) -> Iterator[torch.Tensor]:
+    for start in range(0, num, batch):
+        count = min(batch, num - start)
+        x = fn(start, count)
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] != count:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ConfigError(
+                f"the generator returned {shape} for {count} images; expected a tensor ({count}, C, H, W)"
+            )
+        yield to_uint8(x)
+
+
+def generator_from_model(model: Any, *, batch: int = 64, first_seed: int = 0) -> GenerateFn:
+    """Adapt a `ganforge.load(...)` Model: image i is the model's image for seed first_seed + i."""
+
+    def fn(start: int, count: int) -> torch.Tensor:
+        seeds = list(range(first_seed + start, first_seed + start + count))
+        return model.generate(seeds=seeds, output="tensor", batch=batch)
+
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------- evaluator
+
+
+def _progress(it: Iterator[torch.Tensor], total: int, desc: str, enabled: bool) -> Iterator[torch.Tensor]:
+    if not enabled:
+        yield from it
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True) as bar:
+        for x in it:
+            yield x
+            bar.update(x.shape[0])
+
+
+class Evaluator:
+    """Real data + extractor + metrics, prepared once; call it with generated images as often as needed.
+
+    real: the reference images (source name/path, dataset or tensor). metrics: names from METRICS.
+    extractor: 'inception' (the FID network; numbers comparable with papers), 'classifier' (trained on the
+    labelled real data; offline and fast, comparable only between runs on the same data) or 'dinov2'.
+    num_real: use a fixed random subset of this many real images (None: all, StyleGAN's "_full").
+    resolution/channels: bring the real data to the generator's format when loading it from a source.
+    """
+
+    def __init__(
+        self,
+        real: ImageSource,
+        *,
+        metrics: str | Sequence[str] = ("fid",),
+        extractor: str | FeatureExtractor = "inception",
+        num_real: int | None = None,
+        device: str | torch.device = "cpu",
+        batch: int = 64,
+        inception_weights: str | os.PathLike | None = None,
+        cache: str | os.PathLike | None = None,
+        use_cache: bool = True,
+        allow_download: bool = True,
+        resolution: int | None = None,
+        channels: int | None = None,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        is_splits: int = 10,
+        progress: bool = False,
+    ) -> None:
+        self.metrics = parse_metrics(metrics)
+        self.source = real
+        if isinstance(extractor, str) and extractor not in EXTRACTORS:
+            raise ConfigError(f"unknown extractor '{extractor}'; choose from {', '.join(EXTRACTORS)}")
+        if batch < 1:
+            raise ConfigError("batch must be at least 1")
+        self.real = as_dataset(real, resolution=resolution, channels=channels, progress=progress)
+        if len(self.real) < 2:
+            raise DataError(f"the real data has {len(self.real)} image(s); metrics need at least 2")
+        if num_real is not None and num_real < 2:
+            raise ConfigError("num_real must be at least 2")
+        needs_labels = "coverage" in self.metrics or extractor == "classifier"
+        if needs_labels and (self.real.labels is None or self.real.num_classes < 2):
+            what = "class coverage" if "coverage" in self.metrics else "the classifier extractor"
+            raise DataError(
+                f"{what} needs labelled real data (at least 2 classes) and '{self.real.name or 'the real data'}' has no labels; "
+                "use labelled data (digits, emoji, a prepared dataset with labels) or drop it"
+            )
+        self.device = torch.device(device)
+        self.batch = batch
+        self.num_real = num_real
+        self.inception_weights = inception_weights
+        self.cache_root = W.cache_dir(cache)
+        self.use_cache = use_cache
+        self.allow_download = allow_download
+        self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
+        self.progress = progress
+        self._extractor_spec = extractor
+        self._extractor: FeatureExtractor | None = extractor if isinstance(extractor, FeatureExtractor) else None
+        self._classifier: FeatureExtractor | None = None
+        self._real_hash: str | None = None
+        self._stats: dict[str, RealStats] = {}  # extractor name -> statistics held in memory
+        self.last_real_source = ""  # "memory", "disk" or "computed": where the last call found the real statistics
+        if self._extractor is not None and "is" in self.metrics and not self._extractor.has_logits:
+            raise ConfigError(f"IS needs class logits, which the '{self._extractor.name}' extractor has not")
+        if extractor == "dinov2" and "is" in self.metrics:
+            raise ConfigError("IS needs class logits, which DINOv2 has not; use --extractor inception for IS")
+
+    # -- lazily built parts
+
+    @property
+    def real_hash(self) -> str:
+        if self._real_hash is None:
+            self._real_hash = dataset_sha256(self.real.images, self.real.labels)
+        return self._real_hash
+
+    @property
+    def extractor(self) -> FeatureExtractor:
+        if self._extractor is None:
+            spec = self._extractor_spec
+            if spec == "inception":
+                self._extractor = InceptionExtractor(
+                    self.inception_weights,
+                    device=self.device,
+                    cache=self.cache_root,
+                    allow_download=self.allow_download,
+                )
+            elif spec == "classifier":
+                self._extractor = self.classifier
+            else:
+                self._extractor = DinoV2Extractor(device=self.device, cache=self.cache_root)
+        return self._extractor
+
+    @property
+    def classifier(self) -> FeatureExtractor:
+        """The class predictor for class coverage: the extractor itself when it is the classifier."""
+        if self._classifier is None:
+            if isinstance(self._extractor, FeatureExtractor) and self._extractor.num_classes:
+                self._classifier = self._extractor
+            else:
+                from .classifier import ClassifierExtractor
+
+                self._classifier = ClassifierExtractor.for_dataset(
+                    self.real, cache=self.cache_root, device=self.device, ds_hash=self.real_hash
+                )
+        return self._classifier
+
+    def _extractors(self) -> list[tuple[str, FeatureExtractor]]:
+        """(role, extractor) pairs that every image goes through: 'main' for features, 'classes' for coverage."""
+        roles: list[tuple[str, FeatureExtractor]] = []
+        main = None
+        if any(m != "coverage" for m in self.metrics):
+            main = self.extractor
+            roles.append(("main", main))
+        if "coverage" in self.metrics:
+            clf = self.classifier
+            if clf is main:
+                roles = [("main+classes", main)]
+            else:
+                roles.append(("classes", clf))
+        return roles
+
+    def _needs(self, role: str) -> dict[str, Any]:
+        main = "main" in role
+        return {
+            "features": main and any(m in self.metrics for m in ("kid", "pr", "dc")),
+            "radii": tuple(k for m, k in (("pr", PR_K), ("dc", DC_K)) if main and m in self.metrics),
+            "class_hist": "classes" in role,
+        }
+
+    def _extract(
+        self, batches: Iterator[torch.Tensor], roles: list[tuple[str, FeatureExtractor]], total: int, desc: str
+    ) -> dict[str, dict[str, np.ndarray]]:
+        out: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name, _ in roles}
+        for x in _progress(batches, total, desc, self.progress):
+            for name, ext in roles:
+                for k, v in ext(x).items():
+                    out[name].setdefault(k, []).append(v)
+        return {name: {k: torch.cat(v).numpy() for k, v in d.items()} for name, d in out.items()}
+
+    # -- real statistics
+
+    def _stats_meta(self, ext: FeatureExtractor, count: int) -> dict[str, Any]:
+        return {
+            "version": STATS_VERSION,
+            **ext.identity(),
+            "dataset": self.real.name,
+            "dataset_sha256": self.real_hash,
+            "count": count,
+            "subset_seed": 0 if count < len(self.real) else None,
+        }
+
+    def real_stats(self) -> dict[str, RealStats]:
+        """Statistics of the real data for each extractor role: from memory, else the disk cache, else computed."""
+        roles = self._extractors()
+        count = len(self.real) if self.num_real is None else min(self.num_real, len(self.real))
+        todo: list[tuple[str, FeatureExtractor]] = []
+        result: dict[str, RealStats] = {}
+        sources = set()
+        for role, ext in roles:
+            need = self._needs(role)
+            meta = self._stats_meta(ext, count)
+            st = self._stats.get(ext.name)
+            if st is not None and st.meta == meta and st.satisfies(**need):
+                result[role] = st
+                sources.add("memory")
+                continue
+            if self.use_cache:
+                st = load_stats(stats_path(self.cache_root, meta), meta)
+                if st is not None and st.satisfies(**need):
+                    self._stats[ext.name] = result[role] = st
+                    sources.add("disk")
+                    continue
+            todo.append((role, ext))
+        if todo:
+            sources.add("computed")
+            idx = _subset(len(self.real), self.num_real)
+            feats = self._extract(_dataset_batches(self.real, idx, self.batch), todo, count, "real images")
+            for role, ext in todo:
+                need = self._needs(role)
+                f = feats[role]
+                st = RealStats(meta=self._stats_meta(ext, count))
+                st.mu, st.sigma = feature_statistics(f["features"])
+                if need["features"] or need["radii"]:
+                    st.features = f["features"].astype(np.float32)
+                for k, v in knn_radii(f["features"], need["radii"]).items() if need["radii"] else ():
+                    st.radii[k] = v.numpy()
+                if need["class_hist"]:
+                    st.class_hist = class_histogram(f["logits"][:, : ext.num_classes].argmax(1), ext.num_classes)
+                old = self._stats.get(ext.name)
+                if old is not None and old.meta == st.meta:  # keep what an earlier call computed and this one did not
+                    st.features = st.features if st.features is not None else old.features
+                    st.class_hist = st.class_hist if st.class_hist is not None else old.class_hist
+                    st.radii = {**old.radii, **st.radii}
+                self._stats[ext.name] = result[role] = st
+                if self.use_cache:
+                    save_stats(stats_path(self.cache_root, st.meta), st)
+        self.last_real_source = "+".join(sorted(sources))
+        return result
+
+    # -- one evaluation
+
+    def __call__(self, fake: ImageSource | GenerateFn, *, num: int | None = None) -> dict[str, Any]:
+        """Evaluate generated images: a source (all of it, or a fixed random subset of `num`), a generator
+        `fn(start, count)` called for images 0..num-1, or a `ganforge.load(...)` Model (seeds 0..num-1). Returns a flat dict (see RESULT_KEYS) plus what the
+        numbers were computed with."""
+        t0 = time.perf_counter()
+        if hasattr(fake, "generate") and hasattr(fake, "spec"):  # a ganforge Model: image i = seed i
+            fake = generator_from_model(fake, batch=self.batch)
+        roles = self._extractors()
+        real = self.real_stats()
+        if callable(fake) and not isinstance(fake, (torch.Tensor, ImageDataset)):
+            if num is None or num < 1:
+                raise ConfigError("give the number of images to generate (num >= 1)")
+            n_fake = int(num)
+            batches = _generator_batches(fake, n_fake, self.batch)
+        else:
+            fds = as_dataset(fake, progress=self.progress)
+            idx = _subset(len(fds), num)
+            n_fake = len(fds) if idx is None else idx.numel()
+            batches = _dataset_batches(fds, idx, self.batch)
+        if n_fake < 2:
+            raise DataError(f"only {n_fake} generated image(s); metrics need at least 2")
+        self._check_sizes(n_fake, min(st.count for st in real.values()))
+        feats = self._extract(batches, roles, n_fake, "generated images")
+
+        res: dict[str, Any] = {}
+        main_role = next((r for r, _ in roles if "main" in r), None)
+        if main_role is not None:
+            f, st = feats[main_role]["features"], real[main_role]
+            if "fid" in self.metrics:
+                res["fid"] = frechet_distance_to_features(st.mu, st.sigma, f)
+            if "kid" in self.metrics:
+                res["kid_mean"], res["kid_std"] = kernel_inception_distance(
+                    f, st.features, subsets=self.kid_subsets, subset_size=self.kid_subset_size
+                )
+            if "pr" in self.metrics or "dc" in self.metrics:
+                radii = {k: torch.from_numpy(v) for k, v in st.radii.items()}
+                res.update(
+                    prdc(
+                        st.features,
+                        f,
+                        pr_k=PR_K if "pr" in self.metrics else None,
+                        dc_k=DC_K if "dc" in self.metrics else None,
+                        real_radii=radii,
+                    )
+                )
+            if "is" in self.metrics:
+                res["is_mean"], res["is_std"] = inception_score(feats[main_role]["logits"], splits=self.is_splits)
+        if "coverage" in self.metrics:
+            role = next(r for r, _ in roles if "classes" in r)
+            clf = self.classifier
+            pred = feats[role]["logits"][:, : clf.num_classes].argmax(1)
+            res["classes_covered"], res["class_kl"] = class_coverage(pred, real[role].class_hist)
+            res["num_classes"] = clf.num_classes
+            if main_role is None or clf is not self.extractor:
+                res["classifier"] = clf.name
+        ext = self.extractor if main_role is not None else self.classifier
+        labels = [metric_label(m, ext.name if m != "coverage" else self.classifier.name, n_fake) for m in self.metrics]
+        res.update(
+            {
+                "extractor": ext.name,
+                "weights_sha256": ext.weights_sha256,
+                "resize": ext.resize,
+                "num_real": min(st.count for st in real.values()),
+                "num_fake": n_fake,
+                "real_sha256": self.real_hash[:16],
+                "real_stats": self.last_real_source,  # memory | disk | computed: whether the cache was used
+                "label": ",".join(labels),
+                "seconds": round(time.perf_counter() - t0, 3),
+                "ganforge_version": __version__,
+            }
+        )
+        return res
+
+    def _check_sizes(self, n_fake: int, n_real: int) -> None:
+        """Say which metric needs more images, rather than letting a k-NN routine fail deep inside."""
+        for m, k in (("pr", PR_K), ("dc", DC_K)):
+            if m in self.metrics and min(n_fake, n_real) <= k:
+                raise DataError(
+                    f"'{m}' uses {k}-nearest neighbours and needs more than {k} images on each side "
+                    f"(real {n_real}, generated {n_fake}); use more images"
+                )
+
+
+# ---------------------------------------------------------------------------------------------- one-call API
+
+
+def evaluate(
+    fake: ImageSource | GenerateFn,
+    real: ImageSource,
+    *,
+    metrics: str | Sequence[str] = ("fid",),
+    num: int | None = None,
+    extractor: str | FeatureExtractor = "inception",
+    device: str | torch.device = "cpu",
+    batch: int = 64,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Compare generated images (a source, or a generator fn(start, count) with `num`) with real ones.
+    Extra keyword arguments go to `Evaluator` (num_real, inception_weights, cache, use_cache, progress...)."""
+    ev = Evaluator(real, metrics=metrics, extractor=extractor, device=device, batch=batch, **kwargs)
+    return ev(fake, num=num)
+
+
+_EVALUATORS: OrderedDict[tuple, Evaluator] = OrderedDict()  # a small in-process cache for evaluate_generator
+_MAX_EVALUATORS = 2
+
+
+def evaluate_generator(
+    generate_fn: GenerateFn,
+    real: ImageSource,
+    metrics: str | Sequence[str] = ("fid",),
+    num: int = 10000,
+    extractor: str = "inception",
+    device: str | torch.device = "cpu",
+    batch: int = 64,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Evaluate a generator; cheap to call repeatedly (e.g. every N training steps): the evaluator, its
+    network and the real statistics stay in memory between calls with the same arguments (the real
+    statistics are also cached on disk, for the next process)."""
+    real_key: Any = real if isinstance(real, (str, Path)) else ("object", id(real))
+    key = (
+        str(real_key),
+        tuple(parse_metrics(metrics)),
+        extractor,
+        str(device),
+        batch,
+        tuple(sorted((k, str(v)) for k, v in kwargs.items())),
+    )
+    ev = _EVALUATORS.get(key)
+    # The cached evaluator holds `real` itself, so an id() cannot be reused by another object meanwhile.
+    if ev is None or ev.source is not real and not isinstance(real, (str, Path)):
+        ev = Evaluator(real, metrics=metrics, extractor=extractor, device=device, batch=batch, **kwargs)
+        _EVALUATORS[key] = ev
+        while len(_EVALUATORS) > _MAX_EVALUATORS:
+            _EVALUATORS.popitem(last=False)
+    _EVALUATORS.move_to_end(key)
+    return ev(generate_fn, num=num)
