@@ -1,0 +1,200 @@
+"""The original GAN (Goodfellow et al. 2014): fully connected G and D, on flattened images or points.
+
+Images (MNIST-like): the paper's MNIST model (its released `mnist.yaml`): z of 100, G with two ReLU
+layers of 1200 units, D with two maxout layers of 240 units x 5 pieces; G ends in tanh here because
+images are in [-1, 1]. Point data: the VEEGAN / PacGAN 2-D architecture (PacGAN sec. 5.1): z of 2,
+G with four ReLU+BatchNorm layers of 400 units, D with three maxout layers of 200 units. Settings
+left at 0 / "auto" take these per-data-kind values.
+
+Options beyond the paper, all off by default: `pack` (PacGAN, Lin et al. 2018), `r1` (zero-centred
+gradient penalty on real data, Mescheder et al. 2018), `lr_halflife` (exponential learning-rate
+decay), and `loss` (the non-saturating loss of the paper's sec. 3 by default; "minimax" is eq. 1 as
+written; hinge / lsgan as in dcgan).
+Class-conditional (`--cond`): the one-hot label is concatenated to z and to D's input (Mirza &
+Osindero 2014).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import losses
+from ..errors import ConfigError
+from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from .base import Batch, DataSpec, Family, StepContext
+
+LOSS_CHOICES = ("nonsaturating", "minimax", "hinge", "lsgan")
+
+# Per-data-kind values of the settings left at 0 / "auto" (see the module docstring for sources).
+_AUTO = {
+    "image": {"nz": 100, "g_width": 1200, "g_layers": 2, "g_norm": "none", "d_width": 240, "d_layers": 2},
+    "points": {"nz": 2, "g_width": 400, "g_layers": 4, "g_norm": "batch", "d_width": 200, "d_layers": 3},
+}
+
+
+@dataclass
+class GANConfig:
+    nz: int = 0  # latent size (0: 100 for images, 2 for points)
+    g_width: int = 0  # units per generator layer (0: 1200 for images, 400 for points)
+    g_layers: int = 0  # hidden generator layers (0: 2 for images, 4 for points)
+    g_norm: str = "auto"  # generator normalisation: auto | batch | layer | none (auto: none for images, batch for points)
+    d_width: int = 0  # units per discriminator layer (0: 240 for images, 200 for points)
+    d_layers: int = 0  # hidden discriminator layers (0: 2 for images, 3 for points)
+    d_act: str = "maxout"  # discriminator activation: maxout | lrelu | relu
+    maxout_pieces: int = 5  # linear pieces per maxout unit (Goodfellow et al. 2014)
+    d_dropout: float = 0.0  # dropout in D (the paper's MNIST model used 0.5 after each layer)
+    loss: str = "nonsaturating"  # nonsaturating | minimax | hinge | lsgan
+    pack: int = 1  # PacGAN degree: D judges this many samples at once (batch must be a multiple)
+    r1: float = 0.0  # R1 penalty weight gamma: + gamma/2 * E||grad D(x)||^2 on real data (0: off)
+    lr: float = 2e-4  # learning rate of both networks, unless lr_g / lr_d are set
+    lr_g: float = 0.0  # generator learning rate (0: use lr)
+    lr_d: float = 0.0  # discriminator learning rate (0: use lr)
+    beta1: float = 0.5  # Adam beta1
+    beta2: float = 0.999  # Adam beta2
+    n_critic: int = 1  # D updates per G update (each with fresh noise, on the step's real batch)
+    lr_halflife: int = 0  # steps over which both learning rates halve, exponentially (0: constant)
+
+
+def resolve(cfg: GANConfig, spec: DataSpec) -> GANConfig:
+    """The config with 0 / "auto" settings replaced by the values for this kind of data."""
+    auto = _AUTO["points" if spec.kind == "points" else "image"]
+    values = {k: v for k, v in auto.items() if getattr(cfg, k) in (0, "auto")}
+    return replace(cfg, **values)
+
+
+def adversarial_losses(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """D loss, with the saturating minimax loss (same D loss as non-saturating) added to `losses`' set."""
+    return losses.d_loss("nonsaturating" if kind == "minimax" else kind, d_real, d_fake)
+
+
+def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
+    if kind == "minimax":  # Goodfellow et al. 2014, eq. 1: G minimises log(1 - D(G(z))) = -softplus(logit)
+        return -F.softplus(d_fake.float()).mean()
+    return losses.g_loss(kind, d_fake)
+
+
+class GAN(Family):
+    name = "gan"
+    Config = GANConfig
+    data_kinds = ("image", "points")
+
+    def check(self, cfg: GANConfig, spec: DataSpec) -> None:
+        super().check(cfg, spec)
+        if cfg.loss not in LOSS_CHOICES:
+            raise ConfigError(f"unknown loss '{cfg.loss}' for gan: use one of {', '.join(LOSS_CHOICES)}")
+        if cfg.pack < 1:
+            raise ConfigError(f"pack must be 1 or more, not {cfg.pack}")
+        if cfg.d_act not in ("maxout", "lrelu", "relu"):
+            raise ConfigError(f"unknown d_act '{cfg.d_act}': use maxout, lrelu or relu")
+        if cfg.g_norm not in ("auto", "batch", "layer", "none"):
+            raise ConfigError(f"unknown g_norm '{cfg.g_norm}': use auto, batch, layer or none")
+        if spec.kind == "image" and spec.channels * spec.resolution**2 > 64 * 64 * 3:
+            raise ConfigError(
+                f"gan is a fully connected model for small images; {spec.resolution}px is too large "
+                "(use --resolution 32 or 64, or --model dcgan)"
+            )
+
+    def latent_shape(self, cfg: GANConfig, spec: DataSpec) -> tuple[int, ...]:
+        return (resolve(cfg, spec).nz,)
+
+    def build(self, cfg: GANConfig, spec: DataSpec) -> nn.ModuleDict:
+        r = resolve(cfg, spec)
+        shape = sample_shape(spec)
+        self.cfg, self.spec = r, spec
+        return nn.ModuleDict(
+            {
+                "G": MLPGenerator(
+                    r.nz, shape, r.g_width, r.g_layers, norm=r.g_norm,
+                    out_act="tanh" if spec.kind == "image" else "none", num_classes=spec.num_classes,
+                ),
+                "D": MLPDiscriminator(
+                    math.prod(shape), r.d_width, r.d_layers, act=r.d_act, pieces=r.maxout_pieces,
+                    dropout=r.d_dropout, pack=r.pack, num_classes=spec.num_classes,
+                ),
+            }
+        )
+
+    def optimizers(self, nets: nn.ModuleDict, cfg: GANConfig) -> dict[str, torch.optim.Optimizer]:
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g or cfg.lr, betas=betas),
+            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d or cfg.lr, betas=betas),
+        }
+
+    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: GANConfig = self.cfg
+        if cfg.lr_halflife > 0:
+            # A function of the step alone, so that a resumed run follows the same schedule.
+            decay = 0.5 ** (step / cfg.lr_halflife)
+            for name, base in (("G", cfg.lr_g or cfg.lr), ("D", cfg.lr_d or cfg.lr)):
+                for group in opts[name].param_groups:
+                    group["lr"] = base * decay
+        with point_precision(self.spec, ctx.device):
+            return self._step(nets, opts, batch, ctx)
+
+    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        cfg: GANConfig = self.cfg
+        G, D = nets["G"], nets["D"]
+        real = batch["points"] if self.spec.kind == "points" else batch["image"]
+        labels = batch.get("label") if self.spec.num_classes else None
+        b = real.shape[0] - real.shape[0] % cfg.pack  # whole packs only
+        if b == 0:
+            raise ConfigError(f"batch {real.shape[0]} is smaller than pack={cfg.pack}; use a larger --batch")
+        real = real[:b]
+        labels = labels[:b] if labels is not None else None
+        logs: dict[str, float] = {}
+
+        # Discriminator update(s) on real samples and detached fakes. With one D step, the fakes (and
+        # their graph) are reused for the generator update: one G forward per step.
+        D.requires_grad_(True)
+        fake = None
+        for _ in range(cfg.n_critic):
+            z = torch.randn(b, cfg.nz, device=real.device)
+            if cfg.n_critic == 1:
+                fake = G(z, labels)
+            else:
+                with torch.no_grad():
+                    fake = G(z, labels)
+            real_in = real.detach().requires_grad_(cfg.r1 > 0)
+            d_real, d_fake = D(real_in, labels), D(fake.detach(), labels)
+            loss_d = adversarial_losses(cfg.loss, d_real, d_fake)
+            if cfg.r1 > 0:
+                # R1, Mescheder et al. 2018, eq. 9: gamma/2 * E||grad_x D(x)||^2 on real data.
+                with ctx.full_precision():
+                    r1 = losses.r1_penalty(d_real, real_in)
+                loss_d = loss_d + 0.5 * cfg.r1 * r1
+                logs["r1"] = r1.item()
+            opts["D"].zero_grad(set_to_none=True)
+            ctx.backward(loss_d)
+            logs["grad_D"] = losses.grad_norm(D)
+            ctx.step(opts["D"])
+
+        # Generator update through a frozen D.
+        D.requires_grad_(False)
+        if cfg.n_critic != 1:
+            fake = G(torch.randn(b, cfg.nz, device=real.device), labels)
+        assert fake is not None
+        d_fake_g = D(fake, labels)
+        loss_g = generator_loss(cfg.loss, d_fake_g)
+        opts["G"].zero_grad(set_to_none=True)
+        ctx.backward(loss_g)
+        logs["grad_G"] = losses.grad_norm(G)
+        ctx.step(opts["G"])
+        D.requires_grad_(True)
+
+        logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
+        if cfg.loss == "hinge":
+            logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
+        else:
+            kind = "lsgan" if cfg.loss == "lsgan" else "nonsaturating"
+            logs.update(D_real=losses.probabilities(kind, d_real), D_fake=losses.probabilities(kind, d_fake))
+        return logs
+
+    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        with point_precision(self.spec, z.device):
+            return self.generator_net(nets)(z, labels)

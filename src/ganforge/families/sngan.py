@@ -1,0 +1,198 @@
+"""SN-GAN (Miyato et al. 2018): spectral normalisation on every discriminator layer, hinge loss.
+
+Images: the paper's "standard CNN" (its Table 3, for 32 px), generalised to any power-of-two size:
+G: z -> linear to 4x4 x (ngf*8) -> [4x4 stride-2 transposed conv, BN, ReLU] x log2(res/4) -> 3x3 conv -> tanh.
+D: [3x3 conv, LReLU 0.1, 4x4 stride-2 conv, LReLU 0.1] x log2(res/4) -> 3x3 conv -> linear, each layer
+spectrally normalised. Widths: ngf = ndf = 64 in the paper; 32 below 64 px by default here, as in
+dcgan, for CPU speed (`--set ngf=64` restores them). Optimiser: Adam(2e-4, 0.5, 0.999), one D step
+per G step (setting C of the paper's Table 1). Conditional (`--cond`): class embedding concatenated
+to z, projection discriminator (Miyato & Koyama 2018).
+Point data: MLPs (LeakyReLU 0.2) with spectral norm on every layer of D.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from .. import losses
+from ..errors import ConfigError
+from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from .base import Batch, DataSpec, Family, StepContext
+
+SN_LOSSES = ("hinge", "nonsaturating")
+
+
+def _sn(layer: nn.Module) -> nn.Module:
+    """W / sigma(W), sigma estimated by one power iteration per forward pass (Miyato et al. 2018, Algorithm 1)."""
+    return nn.utils.parametrizations.spectral_norm(layer)
+
+
+@dataclass
+class SNGANConfig:
+    nz: int = 0  # latent size (0: 128 for images, as in the paper; 2 for points)
+    ngf: int = 0  # image G width: channels of its last hidden layer (the 4x4 one has 8x); 0: 64 from 64 px, 32 below
+    ndf: int = 0  # image D width: channels of its first layer (the last has 8x); 0: as ngf
+    width: int = 128  # units per MLP layer (point data)
+    layers: int = 3  # hidden MLP layers in G and D (point data)
+    loss: str = "hinge"  # hinge (Lim & Ye 2017; the paper's best) | nonsaturating
+    n_dis: int = 1  # D updates per G update
+    lr: float = 2e-4  # Adam learning rate (setting C)
+    beta1: float = 0.5  # Adam beta1 (setting C)
+    beta2: float = 0.999  # Adam beta2 (setting C)
+    embed_dim: int = 0  # class embedding size for conditional image G (0: nz // 2)
+
+
+class SNGenerator(nn.Module):
+    def __init__(self, nz: int, ngf: int, channels: int, resolution: int, num_classes: int = 0, embed_dim: int = 0):
+        super().__init__()
+        n_up = int(math.log2(resolution)) - 2
+        widths = [ngf * 2 ** max(3 - i, 0) for i in range(n_up + 1)]  # e.g. 512, 256, 128, 64 for 32 px
+        self.c0 = widths[0]
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        self.fc = nn.Linear(nz + (embed_dim if num_classes else 0), 4 * 4 * widths[0])
+        layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels")
+            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
+        h = self.fc(z).view(z.shape[0], self.c0, 4, 4)  # (B, 16*C) -> (B, C, 4, 4)
+        return self.net(h)  # (B, channels, res, res)
+
+
+class SNDiscriminator(nn.Module):
+    def __init__(self, ndf: int, channels: int, resolution: int, num_classes: int = 0):
+        super().__init__()
+        n_down = int(math.log2(resolution)) - 2
+        widths = [ndf * 2 ** min(i, 3) for i in range(n_down + 1)]  # e.g. 64, 128, 256, 512 for 32 px
+        layers: list[nn.Module] = []
+        cin = channels
+        for i in range(n_down):
+            layers += [
+                _sn(nn.Conv2d(cin, widths[i], 3, 1, 1)), nn.LeakyReLU(0.1, True),
+                _sn(nn.Conv2d(widths[i], widths[i], 4, 2, 1)), nn.LeakyReLU(0.1, True),
+            ]
+            cin = widths[i]
+        layers += [_sn(nn.Conv2d(cin, widths[-1], 3, 1, 1)), nn.LeakyReLU(0.1, True)]
+        self.features = nn.Sequential(*layers)  # (B, C, 4, 4)
+        self.out = _sn(nn.Linear(widths[-1] * 16, 1))
+        self.embed = _sn(nn.Embedding(num_classes, widths[-1])) if num_classes else None
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        logit = self.out(h.flatten(1)).flatten()  # (B, C, 4, 4) -> (B, 16*C) -> (B,)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass labels")
+            pooled = h.sum(dim=(2, 3))  # (B, C)
+            logit = logit + (self.embed(labels).to(pooled.dtype) * pooled).sum(1)  # projection term
+        return logit
+
+
+class SNGAN(Family):
+    name = "sngan"
+    Config = SNGANConfig
+    data_kinds = ("image", "points")
+
+    def _resolved(self, cfg: SNGANConfig, spec: DataSpec) -> SNGANConfig:
+        return replace(cfg, nz=cfg.nz or (2 if spec.kind == "points" else 128))
+
+    def check(self, cfg: SNGANConfig, spec: DataSpec) -> None:
+        super().check(cfg, spec)
+        if cfg.loss not in SN_LOSSES:
+            raise ConfigError(f"unknown loss '{cfg.loss}' for sngan: use one of {', '.join(SN_LOSSES)}")
+        r = spec.resolution
+        if spec.kind == "image" and (r < 8 or r > 1024 or r & (r - 1)):
+            raise ConfigError(f"sngan needs a power-of-two resolution from 8 to 1024, not {r}; use --resolution 32 or 64")
+
+    def latent_shape(self, cfg: SNGANConfig, spec: DataSpec) -> tuple[int, ...]:
+        return (self._resolved(cfg, spec).nz,)
+
+    def build(self, cfg: SNGANConfig, spec: DataSpec) -> nn.ModuleDict:
+        r = self._resolved(cfg, spec)
+        self.cfg, self.spec = r, spec
+        if spec.kind == "points":
+            shape = sample_shape(spec)
+            return nn.ModuleDict(
+                {
+                    "G": MLPGenerator(r.nz, shape, r.width, r.layers),
+                    "D": MLPDiscriminator(math.prod(shape), r.width, r.layers, act="lrelu", spectral=True),
+                }
+            )
+        embed = r.embed_dim or max(r.nz // 2, 1)
+        auto = 64 if spec.resolution >= 64 else 32  # the paper's 64; 32 below 64 px for CPU speed, as dcgan
+        ngf, ndf = r.ngf or auto, r.ndf or r.ngf or auto
+        return nn.ModuleDict(
+            {
+                "G": SNGenerator(r.nz, ngf, spec.channels, spec.resolution, spec.num_classes, embed),
+                "D": SNDiscriminator(ndf, spec.channels, spec.resolution, spec.num_classes),
+            }
+        )
+
+    def optimizers(self, nets: nn.ModuleDict, cfg: SNGANConfig) -> dict[str, torch.optim.Optimizer]:
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas),
+            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr, betas=betas),
+        }
+
+    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        with point_precision(self.spec, ctx.device):
+            return self._step(nets, opts, batch, ctx)
+
+    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, ctx: StepContext) -> dict[str, float]:
+        cfg: SNGANConfig = self.cfg
+        G, D = nets["G"], nets["D"]
+        real = batch["points"] if self.spec.kind == "points" else batch["image"]
+        labels = batch.get("label") if self.spec.num_classes else None
+        b = real.shape[0]
+        logs: dict[str, float] = {}
+
+        # Discriminator update(s); with one, the fakes and their graph are reused for G's update.
+        D.requires_grad_(True)
+        fake = None
+        for _ in range(cfg.n_dis):
+            z = torch.randn(b, cfg.nz, device=real.device)
+            if cfg.n_dis == 1:
+                fake = G(z, labels)
+            else:
+                with torch.no_grad():
+                    fake = G(z, labels)
+            d_real, d_fake = D(real, labels), D(fake.detach(), labels)
+            loss_d = losses.d_loss(cfg.loss, d_real, d_fake)
+            opts["D"].zero_grad(set_to_none=True)
+            ctx.backward(loss_d)
+            logs["grad_D"] = losses.grad_norm(D)
+            ctx.step(opts["D"])
+
+        # Generator update through a frozen D.
+        D.requires_grad_(False)
+        if cfg.n_dis != 1:
+            fake = G(torch.randn(b, cfg.nz, device=real.device), labels)
+        assert fake is not None
+        loss_g = losses.g_loss(cfg.loss, D(fake, labels))
+        opts["G"].zero_grad(set_to_none=True)
+        ctx.backward(loss_g)
+        logs["grad_G"] = losses.grad_norm(G)
+        ctx.step(opts["G"])
+        D.requires_grad_(True)
+
+        logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
+        if cfg.loss == "nonsaturating":
+            logs.update(D_real=losses.probabilities("nonsaturating", d_real), D_fake=losses.probabilities("nonsaturating", d_fake))
+        else:
+            logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
+        return logs
+
+    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        with point_precision(self.spec, z.device):
+            return self.generator_net(nets)(z, labels)

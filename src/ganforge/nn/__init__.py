@@ -1,0 +1,1 @@
+"""Layers used identically by two or more families."""

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from contract import check_family_contract
+
+from ganforge.errors import ConfigError
+from ganforge.families.base import DataSpec
+from ganforge.families.gan import GAN, GANConfig, resolve
+from ganforge.training.loop import train
+from helpers import tiny_config
+
+TINY = {"nz": 8, "g_width": 16, "g_layers": 2, "d_width": 16, "d_layers": 2, "maxout_pieces": 2}
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "hinge", "lsgan"])
+def test_gan_contract_images(tmp_path, tiny_data, loss):
+    res, _ = check_family_contract(tmp_path, tiny_data, "gan", {**TINY, "loss": loss}, expect_shape=(3, 16, 16))
+    assert {"loss_D", "loss_G", "grad_D", "grad_G"} <= set(res.last)
+
+
+def test_gan_conditional(tmp_path, tiny_labelled_data):
+    _, model = check_family_contract(tmp_path, tiny_labelled_data, "gan", TINY, cond=True)
+    a = model.generate([7], label=0, output="tensor")
+    b = model.generate([7], label="c2", output="tensor")
+    assert not torch.allclose(a, b), "the class must change the image"
+
+
+def test_gan_points(tmp_path):
+    res, model = check_family_contract(tmp_path, "ring8", "gan", {"g_width": 16, "d_width": 16}, expect_shape=(2,))
+    assert model.latent_shape == (2,), "point data defaults to the PacGAN latent size"
+    assert 0.0 < res.last["D_real"] < 1.0 and 0.0 < res.last["D_fake"] < 1.0
+
+
+def test_gan_pack_and_r1(tmp_path):
+    check_family_contract(tmp_path, "grid25", "gan", {"g_width": 16, "d_width": 16, "pack": 4, "r1": 1.0, "d_act": "lrelu"})
+
+
+def test_auto_settings_follow_the_data_kind():
+    img = resolve(GANConfig(), DataSpec(kind="image", resolution=28, channels=1))
+    pts = resolve(GANConfig(), DataSpec(kind="points", dim=2))
+    assert (img.nz, img.g_width, img.d_width, img.g_norm) == (100, 1200, 240, "none")  # Goodfellow et al. 2014
+    assert (pts.nz, pts.g_width, pts.g_layers, pts.d_width, pts.d_layers, pts.g_norm) == (2, 400, 4, 200, 3, "batch")  # PacGAN
+    assert resolve(GANConfig(nz=7), DataSpec(kind="points")).nz == 7
+
+
+def test_packing_needs_whole_packs(tmp_path):
+    with pytest.raises(ConfigError, match="smaller than pack"):
+        train(tiny_config(tmp_path, "ring8", model="gan", family={"pack": 16, "g_width": 8, "d_width": 8}), progress=False)
+
+
+def test_packed_discriminator_judges_groups():
+    fam = GAN()
+    nets = fam.build(GANConfig(pack=4, d_width=8, g_width=8), DataSpec(kind="points", dim=2))
+    assert nets["D"](torch.randn(12, 2)).shape == (3,)
+
+
+def test_bad_settings(tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match="unknown loss"):
+        train(tiny_config(tmp_path, tiny_data, model="gan", family={**TINY, "loss": "wasserstein"}), progress=False)
+    with pytest.raises(ConfigError, match="too large"):
+        train(tiny_config(tmp_path, tiny_data, model="gan", family=TINY, resolution=128), progress=False)
