@@ -61,23 +61,24 @@ CONFIGS: list[BenchConfig] = [
     VANILLA,
     BenchConfig(
         "gan (ganforge)", "gan",
+        {"nz": 9, "g_width": 64, "g_layers": 3, "g_norm": "none", "d_width": 64, "d_layers": 3, "d_act": "lrelu",
+         "mixture": 100, "loss": "nonsaturating", "r1": 0.1, "lr": 2e-3, "lr_halflife": 1000, "beta1": 0.5,
+         "beta2": 0.999},
+        steps=4000, batch=1024, ema_kimg=50.0, note="mixture latent, R1, lr decay, EMA",
+    ),
+    BenchConfig(
+        "gan hinge", "gan",
         {"nz": 2, "g_width": 64, "g_layers": 3, "g_norm": "none", "d_width": 64, "d_layers": 3, "d_act": "lrelu",
          "loss": "hinge", "lr": 3e-3, "beta1": 0.5, "beta2": 0.999},
         steps=4000, batch=1024, ema_kimg=50.0, note="3x64 MLPs, hinge, lr 3e-3, batch 1024, EMA",
     ),
     BenchConfig(
-        "gan pack=2", "gan",
-        {"nz": 2, "g_width": 64, "g_layers": 3, "g_norm": "none", "d_width": 64, "d_layers": 3, "d_act": "lrelu",
-         "loss": "hinge", "pack": 2, "lr": 3e-3, "beta1": 0.5, "beta2": 0.999},
-        steps=4000, batch=1024, ema_kimg=50.0, note="as above, PacGAN2 discriminator",
+        "wgan-gp", "wgan-gp", {"nz": 2, "width": 128, "layers": 3, "lr": 5e-4, "beta1": 0.5},
+        steps=1000, batch=1280, note="lambda 10, 5 critic steps, lr 5e-4, 3x128 MLPs",
     ),
     BenchConfig(
-        "wgan-gp", "wgan-gp", {"nz": 2, "width": 64, "layers": 3},
-        steps=600, batch=1280, note="Algorithm 1 defaults, 3x64 MLPs, 5x256 reals/step",
-    ),
-    BenchConfig(
-        "sngan", "sngan", {"nz": 2, "width": 64, "layers": 3, "lr": 3e-3},
-        steps=4000, batch=1024, ema_kimg=50.0, note="SN + hinge, 3x64 MLPs, lr 3e-3, batch 1024, EMA",
+        "sngan", "sngan", {"nz": 2, "width": 128, "layers": 3, "lr": 1e-3},
+        steps=3000, batch=256, note="SN + hinge, 3x128 MLPs, lr 1e-3",
     ),
 ]
 

@@ -60,3 +60,30 @@ def test_bad_settings(tmp_path, tiny_data):
         train(tiny_config(tmp_path, tiny_data, model="gan", family={**TINY, "loss": "wasserstein"}), progress=False)
     with pytest.raises(ConfigError, match="too large"):
         train(tiny_config(tmp_path, tiny_data, model="gan", family=TINY, resolution=128), progress=False)
+
+
+def test_mixture_latent_picks_components_evenly_and_deterministically():
+    from ganforge.nn.mlp import MixtureLatent
+
+    mix = MixtureLatent(nz=5, components=10, std=0.01)
+    z = torch.randn(20000, 5, generator=torch.Generator().manual_seed(0))
+    h = mix(z)  # (N, 4): near one of the 10 means
+    assert h.shape == (20000, 4)
+    k = torch.cdist(h, mix.mu.detach()).argmin(1)
+    share = torch.bincount(k, minlength=10).float() / len(k)
+    assert share.min() > 0.08 and share.max() < 0.12  # Phi(z_0) is uniform: components equally likely
+    torch.testing.assert_close(mix(z[:7]), h[:7])  # the seed's z fully decides the sample
+    h.sum().backward()  # the means and stds learn
+    assert mix.mu.grad is not None and mix.log_std.grad is not None
+
+
+def test_gan_points_with_mixture_latent_and_lazy_r1(tmp_path):
+    cfg = tiny_config(tmp_path, data="ring8", model="gan", steps=6, batch=32)
+    cfg.family = {"nz": 4, "g_width": 16, "d_width": 16, "mixture": 8, "r1": 0.1, "r1_every": 2}
+    res = train(cfg, progress=False)
+    import ganforge
+
+    pts = ganforge.load(res.run_dir).generate(list(range(5)), output="tensor")
+    assert pts.shape == (5, 2) and torch.isfinite(pts).all()
+    with pytest.raises(ConfigError, match="mixture"):
+        GAN().check(GANConfig(mixture=4, nz=1), DataSpec(kind="points", dim=2))

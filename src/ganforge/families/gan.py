@@ -51,6 +51,7 @@ class GANConfig:
     loss: str = "nonsaturating"  # nonsaturating | minimax | hinge | lsgan
     pack: int = 1  # PacGAN degree: D judges this many samples at once (batch must be a multiple)
     r1: float = 0.0  # R1 penalty weight gamma: + gamma/2 * E||grad D(x)||^2 on real data (0: off)
+    r1_every: int = 1  # lazy R1 (Karras et al. 2020): the penalty every this many steps, weighted by it
     lr: float = 2e-4  # learning rate of both networks, unless lr_g / lr_d are set
     lr_g: float = 0.0  # generator learning rate (0: use lr)
     lr_d: float = 0.0  # discriminator learning rate (0: use lr)
@@ -58,6 +59,8 @@ class GANConfig:
     beta2: float = 0.999  # Adam beta2
     n_critic: int = 1  # D updates per G update (each with fresh noise, on the step's real batch)
     lr_halflife: int = 0  # steps over which both learning rates halve, exponentially (0: constant)
+    mixture: int = 0  # > 0: G's latent is a learnable mixture of this many Gaussians (DeLiGAN / GM-GAN)
+    mixture_std: float = 0.1  # initial std of each mixture component
 
 
 def resolve(cfg: GANConfig, spec: DataSpec) -> GANConfig:
@@ -87,8 +90,12 @@ class GAN(Family):
         super().check(cfg, spec)
         if cfg.loss not in LOSS_CHOICES:
             raise ConfigError(f"unknown loss '{cfg.loss}' for gan: use one of {', '.join(LOSS_CHOICES)}")
+        if cfg.r1_every < 1:
+            raise ConfigError(f"r1_every must be 1 or more, not {cfg.r1_every}")
         if cfg.pack < 1:
             raise ConfigError(f"pack must be 1 or more, not {cfg.pack}")
+        if cfg.mixture < 0 or (cfg.mixture > 0 and 0 < cfg.nz < 2):
+            raise ConfigError(f"mixture={cfg.mixture} needs mixture >= 0 and nz >= 2 (one coordinate picks the component)")
         if cfg.d_act not in ("maxout", "lrelu", "relu"):
             raise ConfigError(f"unknown d_act '{cfg.d_act}': use maxout, lrelu or relu")
         if cfg.g_norm not in ("auto", "batch", "layer", "none"):
@@ -111,6 +118,7 @@ class GAN(Family):
                 "G": MLPGenerator(
                     r.nz, shape, r.g_width, r.g_layers, norm=r.g_norm,
                     out_act="tanh" if spec.kind == "image" else "none", num_classes=spec.num_classes,
+                    mixture=r.mixture, mixture_std=r.mixture_std,
                 ),
                 "D": MLPDiscriminator(
                     math.prod(shape), r.d_width, r.d_layers, act=r.d_act, pieces=r.maxout_pieces,
@@ -135,9 +143,9 @@ class GAN(Family):
                 for group in opts[name].param_groups:
                     group["lr"] = base * decay
         with point_precision(self.spec, ctx.device):
-            return self._step(nets, opts, batch, ctx)
+            return self._step(nets, opts, batch, step, ctx)
 
-    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, ctx: StepContext) -> dict[str, float]:
+    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: GANConfig = self.cfg
         G, D = nets["G"], nets["D"]
         real = batch["points"] if self.spec.kind == "points" else batch["image"]
@@ -160,14 +168,15 @@ class GAN(Family):
             else:
                 with torch.no_grad():
                     fake = G(z, labels)
-            real_in = real.detach().requires_grad_(cfg.r1 > 0)
+            use_r1 = cfg.r1 > 0 and step % cfg.r1_every == 0
+            real_in = real.detach().requires_grad_(use_r1)
             d_real, d_fake = D(real_in, labels), D(fake.detach(), labels)
             loss_d = adversarial_losses(cfg.loss, d_real, d_fake)
-            if cfg.r1 > 0:
+            if use_r1:
                 # R1, Mescheder et al. 2018, eq. 9: gamma/2 * E||grad_x D(x)||^2 on real data.
                 with ctx.full_precision():
                     r1 = losses.r1_penalty(d_real, real_in)
-                loss_d = loss_d + 0.5 * cfg.r1 * r1
+                loss_d = loss_d + 0.5 * cfg.r1 * cfg.r1_every * r1
                 logs["r1"] = r1.item()
             opts["D"].zero_grad(set_to_none=True)
             ctx.backward(loss_d)

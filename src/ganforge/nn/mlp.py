@@ -40,10 +40,35 @@ def _maybe_sn(layer: nn.Module, spectral: bool) -> nn.Module:
     return nn.utils.parametrizations.spectral_norm(layer) if spectral else layer
 
 
+class MixtureLatent(nn.Module):
+    """Turns a standard normal z (B, nz) into a sample of a learnable K-component Gaussian mixture in
+    nz - 1 dimensions (DeLiGAN, Gurumurthy et al. 2017; GM-GAN, Ben-Yosef & Weinshall 2018).
+
+    The first coordinate picks the component (k = floor(K * Phi(z_0)), so every k is equally likely and
+    a seed still fully determines the sample); the rest is the component's noise: mu_k + sigma_k * z_1:.
+    A generator fed a mixture can put its mass on disconnected modes without the "bridges" that a
+    continuous map of one Gaussian must leave between them."""
+
+    def __init__(self, nz: int, components: int, std: float = 0.1, spread: float = 1.0) -> None:
+        super().__init__()
+        if nz < 2:
+            raise ValueError("a mixture latent needs nz >= 2 (one coordinate picks the component)")
+        self.components = components
+        g = torch.Generator().manual_seed(0)  # the loop seeds the rest; means start spread over the space
+        self.mu = nn.Parameter(spread * torch.randn(components, nz - 1, generator=g))
+        self.log_std = nn.Parameter(torch.full((components,), math.log(std)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        u = 0.5 * (1.0 + torch.erf(z[:, 0].float() / math.sqrt(2.0)))  # Phi(z_0), uniform on (0, 1)
+        k = (u * self.components).long().clamp_(0, self.components - 1)
+        return self.mu[k] + self.log_std[k].exp().unsqueeze(1) * z[:, 1:]  # (B, nz - 1)
+
+
 class MLPGenerator(nn.Module):
     """z (B, nz) [+ one-hot label] -> `layers` hidden layers [Linear, norm, ReLU] -> Linear -> out_shape.
 
-    `out_act` is "tanh" for images (they live in [-1, 1]) and "none" for points (unbounded)."""
+    `out_act` is "tanh" for images (they live in [-1, 1]) and "none" for points (unbounded).
+    `mixture` > 0 feeds the layers a learnable mixture of that many Gaussians (`MixtureLatent`)."""
 
     def __init__(
         self,
@@ -55,11 +80,14 @@ class MLPGenerator(nn.Module):
         norm: str = "none",
         out_act: str = "none",
         num_classes: int = 0,
+        mixture: int = 0,
+        mixture_std: float = 0.1,
     ) -> None:
         super().__init__()
         self.out_shape, self.num_classes, self.out_act = tuple(out_shape), num_classes, out_act
+        self.mixture = MixtureLatent(nz, mixture, mixture_std) if mixture > 0 else None
         blocks: list[nn.Module] = []
-        cin = nz + num_classes
+        cin = nz - (1 if mixture > 0 else 0) + num_classes
         for _ in range(layers):
             blocks.append(nn.Linear(cin, width, bias=norm != "batch"))
             if norm == "batch":
@@ -72,6 +100,9 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(*blocks)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        b = z.shape[0]
+        if self.mixture is not None:
+            z = self.mixture(z)
         if self.num_classes:
             if labels is None:
                 raise ValueError("this generator is class-conditional: pass labels")
@@ -80,7 +111,7 @@ class MLPGenerator(nn.Module):
         out = self.net(z)
         if self.out_act == "tanh":
             out = torch.tanh(out)
-        return out.view(z.shape[0], *self.out_shape)  # (B, D) -> (B, *out_shape)
+        return out.view(b, *self.out_shape)  # (B, D) -> (B, *out_shape)
 
 
 class MLPDiscriminator(nn.Module):
