@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import losses
 from ..errors import ConfigError
+from .adversarial import adversarial_step, gradient_penalty, standard
 from .base import Batch, DataSpec, Family, StepContext
 
 
@@ -150,54 +151,11 @@ class DCGAN(Family):
 
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: DCGANConfig = self.cfg
-        G, D = nets["G"], nets["D"]
         real, labels = batch["image"], batch.get("label")
-        b = real.shape[0]
-        logs: dict[str, float] = {}
-
-        # Discriminator update(s). With one critic step, the fakes made here (with their graph) are
-        # reused for the generator update, as in the DCGAN reference loop: one G forward per step.
-        D.requires_grad_(True)
-        fake = None
-        for _ in range(cfg.n_critic):
-            z = torch.randn(b, cfg.nz, device=real.device)
-            if cfg.n_critic == 1:
-                fake = G(z, labels)
-            else:
-                with torch.no_grad():
-                    fake = G(z, labels)
-            d_real, d_fake = D(real, labels), D(fake.detach(), labels)
-            loss_d = losses.d_loss(cfg.loss, d_real, d_fake)
-            if cfg.loss == "wgan-gp":
-                with ctx.full_precision():
-                    gp = losses.gradient_penalty(D, real, fake.detach(), labels)
-                loss_d = loss_d + cfg.gp_weight * gp
-                logs["gp"] = gp.item()
-            opts["D"].zero_grad(set_to_none=True)
-            ctx.backward(loss_d)
-            logs["grad_D"] = losses.grad_norm(D)
-            ctx.step(opts["D"])
-
-        # Generator update.
-        D.requires_grad_(False)
-        if cfg.n_critic != 1:
-            z = torch.randn(b, cfg.nz, device=real.device)
-            fake = G(z, labels)
-        assert fake is not None
-        d_fake_g = D(fake, labels)
-        loss_g = losses.g_loss(cfg.loss, d_fake_g)
-        opts["G"].zero_grad(set_to_none=True)
-        ctx.backward(loss_g)
-        logs["grad_G"] = losses.grad_norm(G)
-        ctx.step(opts["G"])
-        D.requires_grad_(True)
-
-        logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
-        if cfg.loss in ("nonsaturating", "lsgan"):
-            logs.update(D_real=losses.probabilities(cfg.loss, d_real), D_fake=losses.probabilities(cfg.loss, d_fake))
-        else:
-            logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
-        return logs
+        objective = standard(cfg.loss)
+        if cfg.loss == "wgan-gp":
+            objective.penalty = gradient_penalty(nets["D"], cfg.gp_weight)
+        return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_critic, cfg.nz, objective)
 
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator_net(nets)(z, labels)

@@ -26,6 +26,7 @@ from torch import nn
 from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from .adversarial import Objective, adversarial_step
 from .base import Batch, DataSpec, Family, StepContext
 
 LOSS_CHOICES = ("nonsaturating", "minimax", "hinge", "lsgan")
@@ -147,7 +148,6 @@ class GAN(Family):
 
     def _step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: GANConfig = self.cfg
-        G, D = nets["G"], nets["D"]
         real = batch["points"] if self.spec.kind == "points" else batch["image"]
         labels = batch.get("label") if self.spec.num_classes else None
         b = real.shape[0] - real.shape[0] % cfg.pack  # whole packs only
@@ -155,54 +155,20 @@ class GAN(Family):
             raise ConfigError(f"batch {real.shape[0]} is smaller than pack={cfg.pack}; use a larger --batch")
         real = real[:b]
         labels = labels[:b] if labels is not None else None
-        logs: dict[str, float] = {}
+        objective = Objective(
+            d_loss=lambda r, f: adversarial_losses(cfg.loss, r, f),
+            g_loss=lambda f: generator_loss(cfg.loss, f),
+            report="score" if cfg.loss == "hinge" else ("lsgan" if cfg.loss == "lsgan" else "nonsaturating"),
+        )
+        if cfg.r1 > 0 and step % cfg.r1_every == 0:
+            objective.penalty, objective.real_grad = self._r1, True
+        return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_critic, cfg.nz, objective)
 
-        # Discriminator update(s) on real samples and detached fakes. With one D step, the fakes (and
-        # their graph) are reused for the generator update: one G forward per step.
-        D.requires_grad_(True)
-        fake = None
-        for _ in range(cfg.n_critic):
-            z = torch.randn(b, cfg.nz, device=real.device)
-            if cfg.n_critic == 1:
-                fake = G(z, labels)
-            else:
-                with torch.no_grad():
-                    fake = G(z, labels)
-            use_r1 = cfg.r1 > 0 and step % cfg.r1_every == 0
-            real_in = real.detach().requires_grad_(use_r1)
-            d_real, d_fake = D(real_in, labels), D(fake.detach(), labels)
-            loss_d = adversarial_losses(cfg.loss, d_real, d_fake)
-            if use_r1:
-                # R1, Mescheder et al. 2018, eq. 9: gamma/2 * E||grad_x D(x)||^2 on real data.
-                with ctx.full_precision():
-                    r1 = losses.r1_penalty(d_real, real_in)
-                loss_d = loss_d + 0.5 * cfg.r1 * cfg.r1_every * r1
-                logs["r1"] = r1.item()
-            opts["D"].zero_grad(set_to_none=True)
-            ctx.backward(loss_d)
-            logs["grad_D"] = losses.grad_norm(D)
-            ctx.step(opts["D"])
-
-        # Generator update through a frozen D.
-        D.requires_grad_(False)
-        if cfg.n_critic != 1:
-            fake = G(torch.randn(b, cfg.nz, device=real.device), labels)
-        assert fake is not None
-        d_fake_g = D(fake, labels)
-        loss_g = generator_loss(cfg.loss, d_fake_g)
-        opts["G"].zero_grad(set_to_none=True)
-        ctx.backward(loss_g)
-        logs["grad_G"] = losses.grad_norm(G)
-        ctx.step(opts["G"])
-        D.requires_grad_(True)
-
-        logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
-        if cfg.loss == "hinge":
-            logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
-        else:
-            kind = "lsgan" if cfg.loss == "lsgan" else "nonsaturating"
-            logs.update(D_real=losses.probabilities(kind, d_real), D_fake=losses.probabilities(kind, d_fake))
-        return logs
+    def _r1(self, real: torch.Tensor, d_real: torch.Tensor, fake: torch.Tensor, labels) -> tuple[torch.Tensor, dict[str, float]]:
+        # R1, Mescheder et al. 2018, eq. 9: gamma/2 * E||grad_x D(x)||^2 on real data; lazy R1
+        # (every r1_every steps) scales it by r1_every, as StyleGAN2 does.
+        r1 = losses.r1_penalty(d_real, real)
+        return 0.5 * self.cfg.r1 * self.cfg.r1_every * r1, {"r1": r1.item()}
 
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         with point_precision(self.spec, z.device):

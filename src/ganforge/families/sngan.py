@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from .adversarial import adversarial_step, standard
 from .base import Batch, DataSpec, Family, StepContext
 
 SN_LOSSES = ("hinge", "nonsaturating")
@@ -146,52 +146,11 @@ class SNGAN(Family):
         }
 
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        with point_precision(self.spec, ctx.device):
-            return self._step(nets, opts, batch, ctx)
-
-    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, ctx: StepContext) -> dict[str, float]:
         cfg: SNGANConfig = self.cfg
-        G, D = nets["G"], nets["D"]
         real = batch["points"] if self.spec.kind == "points" else batch["image"]
         labels = batch.get("label") if self.spec.num_classes else None
-        b = real.shape[0]
-        logs: dict[str, float] = {}
-
-        # Discriminator update(s); with one, the fakes and their graph are reused for G's update.
-        D.requires_grad_(True)
-        fake = None
-        for _ in range(cfg.n_dis):
-            z = torch.randn(b, cfg.nz, device=real.device)
-            if cfg.n_dis == 1:
-                fake = G(z, labels)
-            else:
-                with torch.no_grad():
-                    fake = G(z, labels)
-            d_real, d_fake = D(real, labels), D(fake.detach(), labels)
-            loss_d = losses.d_loss(cfg.loss, d_real, d_fake)
-            opts["D"].zero_grad(set_to_none=True)
-            ctx.backward(loss_d)
-            logs["grad_D"] = losses.grad_norm(D)
-            ctx.step(opts["D"])
-
-        # Generator update through a frozen D.
-        D.requires_grad_(False)
-        if cfg.n_dis != 1:
-            fake = G(torch.randn(b, cfg.nz, device=real.device), labels)
-        assert fake is not None
-        loss_g = losses.g_loss(cfg.loss, D(fake, labels))
-        opts["G"].zero_grad(set_to_none=True)
-        ctx.backward(loss_g)
-        logs["grad_G"] = losses.grad_norm(G)
-        ctx.step(opts["G"])
-        D.requires_grad_(True)
-
-        logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
-        if cfg.loss == "nonsaturating":
-            logs.update(D_real=losses.probabilities("nonsaturating", d_real), D_fake=losses.probabilities("nonsaturating", d_fake))
-        else:
-            logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
-        return logs
+        with point_precision(self.spec, ctx.device):
+            return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_dis, cfg.nz, standard(cfg.loss))
 
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         with point_precision(self.spec, z.device):

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from .adversarial import adversarial_step, gradient_penalty, standard
 from .base import Batch, DataSpec, Family, StepContext
 from .dcgan import DCGAN
 from .dcgan import Discriminator as ConvCritic
@@ -95,54 +95,21 @@ class WGANGP(Family):
         }
 
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        with point_precision(self.spec, ctx.device):
-            return self._step(nets, opts, batch, ctx)
-
-    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, ctx: StepContext) -> dict[str, float]:
         cfg: WGANGPConfig = self.cfg
-        G, D = nets["G"], nets["D"]
-        real_all = batch["points"] if self.spec.kind == "points" else batch["image"]
-        labels_all = batch.get("label") if self.spec.num_classes else None
-        if real_all.shape[0] < cfg.n_critic:
-            raise ConfigError(f"--batch {real_all.shape[0]} is smaller than n_critic={cfg.n_critic}; use a larger batch")
-        # One minibatch of real samples per critic iteration (Algorithm 1, line 3).
-        reals = real_all.chunk(cfg.n_critic)
-        labels = labels_all.chunk(cfg.n_critic) if labels_all is not None else [None] * len(reals)
-        logs: dict[str, float] = {}
-
-        # Critic updates: maximise E[D(x)] - E[D(G(z))] - lambda * GP (Algorithm 1, lines 2-9).
-        D.requires_grad_(True)
-        for real, lab in zip(reals, labels):
-            z = torch.randn(real.shape[0], cfg.nz, device=real.device)
-            with torch.no_grad():
-                fake = G(z, lab)
-            d_real, d_fake = D(real, lab), D(fake, lab)
-            with ctx.full_precision():
-                gp = losses.gradient_penalty(D, real, fake, lab)
-            loss_d = losses.d_loss("wgan-gp", d_real, d_fake) + cfg.gp_weight * gp
-            opts["D"].zero_grad(set_to_none=True)
-            ctx.backward(loss_d)
-            logs["grad_D"] = losses.grad_norm(D)
-            ctx.step(opts["D"])
-
-        # Generator update: minimise -E[D(G(z))] (Algorithm 1, lines 10-11).
-        D.requires_grad_(False)
-        b = reals[0].shape[0]
-        lab = labels[0]
-        z = torch.randn(b, cfg.nz, device=real_all.device)
-        loss_g = losses.g_loss("wgan-gp", D(G(z, lab), lab))
-        opts["G"].zero_grad(set_to_none=True)
-        ctx.backward(loss_g)
-        logs["grad_G"] = losses.grad_norm(G)
-        ctx.step(opts["G"])
-        D.requires_grad_(True)
-
+        real = batch["points"] if self.spec.kind == "points" else batch["image"]
+        labels = batch.get("label") if self.spec.num_classes else None
+        if real.shape[0] < cfg.n_critic:
+            raise ConfigError(f"--batch {real.shape[0]} is smaller than n_critic={cfg.n_critic}; use a larger batch")
+        # One minibatch of real samples per critic iteration (Algorithm 1, line 3); critic updates
+        # maximise E[D(x)] - E[D(G(z))] - lambda * GP (lines 2-9), then G minimises -E[D(G(z))] (10-11).
+        reals = real.chunk(cfg.n_critic)
+        chunks = list(zip(reals, labels.chunk(cfg.n_critic) if labels is not None else [None] * len(reals)))
+        objective = standard("wgan-gp")
+        objective.penalty = gradient_penalty(nets["D"], cfg.gp_weight)
+        with point_precision(self.spec, ctx.device):
+            logs = adversarial_step(nets["G"], nets["D"], opts, ctx, chunks, cfg.nz, objective)
         # The negated critic loss (without the penalty) estimates the Wasserstein-1 distance.
-        w = (d_real.detach().float().mean() - d_fake.detach().float().mean()).item()
-        logs.update(
-            loss_D=loss_d.item(), loss_G=loss_g.item(), gp=gp.item(), wdist=w,
-            score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item(),
-        )
+        logs["wdist"] = logs["score_real"] - logs["score_fake"]
         return logs
 
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

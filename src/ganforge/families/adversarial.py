@@ -1,0 +1,117 @@
+"""The alternating discriminator/generator update that the adversarial families share.
+
+One call is one training step of Goodfellow et al.'s Algorithm 1 (with the usual non-saturating
+generator loss where the family picks it): `len(d_batches)` discriminator updates on real samples and
+detached fakes, then one generator update through a frozen discriminator. Families differ only in
+their networks, their losses and their penalties, which they pass in an `Objective`.
+
+With one discriminator update, the fakes made for it (and their graph) are reused for the generator
+update, as in the DCGAN reference loop: one G forward per step. With several, each D update draws
+its own fakes without a graph and the generator gets fresh noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .. import losses
+from .base import StepContext
+
+Tensor = torch.Tensor
+Labels = Tensor | None
+# (real input, D(real), detached fakes, labels) -> (weighted penalty to add to D's loss, values to log)
+Penalty = Callable[[Tensor, Tensor, Tensor, Labels], tuple[Tensor, dict[str, float]]]
+
+
+@dataclass
+class Objective:
+    """What a family's adversarial step is made of, besides its networks."""
+
+    d_loss: Callable[[Tensor, Tensor], Tensor]  # (D(x), D(G(z))) -> discriminator loss
+    g_loss: Callable[[Tensor], Tensor]  # D(G(z)) -> generator loss
+    penalty: Penalty | None = None  # a regulariser of D, computed in full precision (R1, gradient penalty)
+    real_grad: bool = False  # the penalty differentiates D(x) with respect to x (R1)
+    # How D's outputs are shown: "nonsaturating" / "lsgan" as probabilities D_real, D_fake;
+    # "score" as raw mean outputs score_real, score_fake (hinge and Wasserstein critics).
+    report: str = "nonsaturating"
+
+
+def adversarial_step(
+    G: nn.Module,
+    D: nn.Module,
+    opts: dict[str, torch.optim.Optimizer],
+    ctx: StepContext,
+    d_batches: Sequence[tuple[Tensor, Labels]],
+    nz: int,
+    objective: Objective,
+) -> dict[str, float]:
+    """D updates, one per (real, labels) in `d_batches`, then a G update of the first batch's size
+    and labels. Returns loss_D, loss_G, grad_D, grad_G, D(x)/D(G(z)) and the penalty's values."""
+    if not d_batches:
+        raise ValueError("adversarial_step needs at least one batch for the discriminator")
+    reuse = len(d_batches) == 1
+    logs: dict[str, float] = {}
+
+    D.requires_grad_(True)
+    fake = None
+    for real, labels in d_batches:
+        z = torch.randn(real.shape[0], nz, device=real.device)
+        if reuse:
+            fake = G(z, labels)
+        else:
+            with torch.no_grad():
+                fake = G(z, labels)
+        real_in = real.detach().requires_grad_(True) if objective.real_grad else real
+        d_real, d_fake = D(real_in, labels), D(fake.detach(), labels)
+        loss_d = objective.d_loss(d_real, d_fake)
+        if objective.penalty is not None:
+            with ctx.full_precision():
+                penalty, values = objective.penalty(real_in, d_real, fake.detach(), labels)
+            loss_d = loss_d + penalty
+            logs.update(values)
+        opts["D"].zero_grad(set_to_none=True)
+        ctx.backward(loss_d)
+        logs["grad_D"] = losses.grad_norm(D)
+        ctx.step(opts["D"])
+
+    D.requires_grad_(False)
+    real, labels = d_batches[0]
+    if not reuse:
+        fake = G(torch.randn(real.shape[0], nz, device=real.device), labels)
+    assert fake is not None
+    loss_g = objective.g_loss(D(fake, labels))
+    opts["G"].zero_grad(set_to_none=True)
+    ctx.backward(loss_g)
+    logs["grad_G"] = losses.grad_norm(G)
+    ctx.step(opts["G"])
+    D.requires_grad_(True)
+
+    logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
+    if objective.report == "score":
+        logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
+    else:
+        logs.update(D_real=losses.probabilities(objective.report, d_real), D_fake=losses.probabilities(objective.report, d_fake))
+    return logs
+
+
+def standard(kind: str) -> Objective:
+    """The objective of one of `losses.LOSSES`, without penalties."""
+    return Objective(
+        d_loss=lambda r, f: losses.d_loss(kind, r, f),
+        g_loss=lambda f: losses.g_loss(kind, f),
+        report=kind if kind in ("nonsaturating", "lsgan") else "score",
+    )
+
+
+def gradient_penalty(D: nn.Module, weight: float) -> Penalty:
+    """WGAN-GP's penalty on interpolates of real and fake samples (Gulrajani et al. 2017, eq. 3), weighted."""
+
+    def penalty(real: Tensor, d_real: Tensor, fake: Tensor, labels: Labels) -> tuple[Tensor, dict[str, float]]:
+        gp = losses.gradient_penalty(D, real, fake, labels)
+        return weight * gp, {"gp": gp.item()}
+
+    return penalty
