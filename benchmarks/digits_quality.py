@@ -15,15 +15,14 @@ Numbers are comparable between runs of this script, not with papers (the classif
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import _common
 
 NUM_SAMPLES = 1000
 
@@ -114,17 +113,12 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a quarter of the steps (a smoke run, not a result)")
-    ap.add_argument("--json", type=Path, default=None, help="write the rows here")
+    ap = _common.parser(__doc__, quick="a quarter of the steps (a smoke run, not a result)")
     ap.add_argument("--models", default="", help="comma-separated row names (default: all)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads per run")
     ap.add_argument("--samples", type=Path, default=None, help="save a 10x10 grid of each model's samples here")
     args = ap.parse_args(argv)
-    rows = [r for r in ROWS if not args.models or r.name in args.models.split(",")]
-    if not rows:
-        print(f"no row matches {args.models!r}; have: {', '.join(r.name for r in ROWS)}", file=sys.stderr)
-        return 2
+    rows = _common.select(ROWS, args.models, "row")
     results = []
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ganforge-digits-") as tmp:
@@ -138,11 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                   + f", {r['train_cpu_s']:.0f} CPU-s", flush=True)
     table = format_table(results)
     print(table)
-    if args.json:
-        payload = {"benchmark": "digits_quality", "quick": args.quick, "rows": results, "table": table,
-                   "wall_s": round(time.perf_counter() - t0, 1), "machine": {"python": platform.python_version(), "platform": platform.platform()}}
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    payload = {"benchmark": "digits_quality", "quick": args.quick, "rows": results, "table": table,
+               "wall_s": round(time.perf_counter() - t0, 1)}
+    _common.write_json(args.json, payload, argv)
     return 0
 
 

@@ -19,8 +19,6 @@ model the usual case of a larger reference set (fid10k against a 50k dataset: ab
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
@@ -28,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import _common
 
 
 def make_images(n: int, res: int, seed: int):
@@ -157,22 +157,18 @@ def format_table(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = _common.parser(__doc__, quick="256 images per set (a smoke run of a few minutes on 2 cores)")
     ap.add_argument("--num", type=int, default=10000, help="generated images")
     ap.add_argument("--num-real", type=int, default=None, help="real images [default: --num]")
-    ap.add_argument("--quick", action="store_true", help="256 images per set (a smoke run of a few minutes on 2 cores)")
     ap.add_argument("--batch", type=int, default=64, help="batch size for both tools")
     ap.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
-    ap.add_argument("--json", type=Path, default=None, help="write the result here")
     a = ap.parse_args(argv)
     num = 256 if a.quick else a.num
     num_real = a.num_real or num
     r = run(num, num_real, a.batch, a.threads)
     r["quick"] = bool(a.quick)
     print(format_table(r))
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(r, indent=1) + "\n")
+    _common.write_json(a.json, r, argv)
     return 0
 
 

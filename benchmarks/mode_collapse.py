@@ -16,10 +16,7 @@ training process (training plus evaluation), the budget the benchmark sets is 60
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing as mp
-import platform
 import re
 import statistics
 import sys
@@ -28,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import _common
 
 DATASETS = ("ring8", "grid25")
 SEEDS = (0, 1, 2, 3, 4)
@@ -232,7 +231,6 @@ def run_benchmark(
         "over_budget": [f"{r['config']}|{r['data']}|{r['seed']}" for r in rows if r["cpu_s"] > CPU_BUDGET_S],
         "configs": [{"name": c.name, "model": c.model, "family": c.family, "steps": steps or c.steps, "batch": c.batch,
                      "ema_kimg": c.ema_kimg} for c in configs],
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor()},
     }
     result["table"] = format_table(summary, configs, datasets)
     return result
@@ -246,27 +244,20 @@ def _row_line(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 seeds instead of 5 (same steps)")
-    ap.add_argument("--json", type=Path, default=None, help="write every row and the summary here")
+    ap = _common.parser(__doc__, quick="2 seeds instead of 5 (same steps)")
     ap.add_argument("--jobs", type=int, default=1, help="runs side by side (each uses one thread)")
     ap.add_argument("--configs", default="", help="comma-separated configuration names (default: all)")
     ap.add_argument("--data", default=",".join(DATASETS), help="ring8, grid25 or both")
     ap.add_argument("--seeds", type=int, default=0, help="number of seeds (default 5, or 2 with --quick)")
     ap.add_argument("--plots", type=Path, default=None, help="save a scatter plot of seed 0 of every row here")
     args = ap.parse_args(argv)
-    configs = [c for c in CONFIGS if not args.configs or c.name in args.configs.split(",")]
-    if not configs:
-        print(f"no configuration matches {args.configs!r}; have: {', '.join(c.name for c in CONFIGS)}", file=sys.stderr)
-        return 2
+    configs = _common.select(CONFIGS, args.configs, "configuration")
     n_seeds = args.seeds or (2 if args.quick else len(SEEDS))
     datasets = tuple(d for d in args.data.split(",") if d)
     result = run_benchmark(configs, datasets, tuple(range(n_seeds)), jobs=args.jobs, plot_dir=args.plots)
     result["quick"] = bool(args.quick)
     print(result["table"])
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    _common.write_json(args.json, result, argv)
     return 0
 
 

@@ -12,7 +12,6 @@ because this machine is shared and noisy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common
 import torch
 from torch import nn
 
@@ -125,12 +125,10 @@ def data_img_s(n_batches: int = 300) -> float:
     return n_batches * BATCH / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats (about a minute)")
-    ap.add_argument("--json", type=Path, help="write the results here")
+def main(argv: list[str] | None = None) -> None:
+    ap = _common.parser(__doc__, quick="fewer steps and repeats (about a minute)")
     ap.add_argument("--repeats", type=int, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     steps, warmup, repeats = (8, 3, 1) if args.quick else (30, 5, 3)
     repeats = args.repeats or repeats
     dev = select_device("auto")
@@ -146,7 +144,6 @@ def main() -> None:
     ref, our = statistics.median(refs), statistics.median(ours)
     out = {
         "benchmark": "train_speed",
-        "command": "python benchmarks/train_speed.py" + (" --quick" if args.quick else ""),
         "model": f"dcgan {RES}x{RES}, batch {BATCH}, nz={NZ}, ngf=ndf={NGF}",
         "device": str(dev),
         "cpu": platform.processor() or platform.machine(),
@@ -168,8 +165,7 @@ def main() -> None:
     print(f"{'ratio ganforge/reference':<28}{our / ref:>10.2f}   (goal: >= 2.0 with native bf16, >= 1.0 everywhere)")
     print(f"{'data pipeline (uint8, 64px)':<28}{d:>10.0f}   (goal: >= 20,000)")
     print(f"cpu native bf16: {cpu_has_native_bf16()}; threads: {torch.get_num_threads()}; torch {torch.__version__}")
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    _common.write_json(args.json, out, argv)
 
 
 if __name__ == "__main__":
