@@ -7,6 +7,10 @@ class_coverage` gives the classes covered (a class counts when its share among g
 least 10 % of its share in the data) and KL(generated class histogram || real). A GAN that "generates
 just one digit" covers 1 class with KL = log 10 = 2.30. For conditional models the seeds ask for class
 seed % 10, and the table also gives how often the classifier agrees with the requested class.
+Class coverage cannot see a generator that draws one prototype per class, so the table also gives
+within-class diversity: the mean pairwise pixel distance between generated images of a class
+(as the classifier labels them) over the same for real images of that class, averaged over classes
+(1.0 = as varied as the data; a prototype per class gives a value near 0).
 
     python benchmarks/digits_quality.py [--quick] [--json PATH] [--models a,b] [--threads 2]
 
@@ -82,9 +86,12 @@ def run_row(row: Row, *, steps: int, threads: int, runs_dir: Path, plot_dir: Pat
     pred = torch.cat([extractor(uint8[i : i + 250])["logits"].argmax(1) for i in range(0, len(uint8), 250)]).numpy()
     real_hist = class_histogram(ds.labels.numpy(), ds.num_classes)
     covered, kl = class_coverage(pred, real_hist)
+    real = ds.images.float().div(127.5).sub(1)
+    diversity = within_class_diversity(x, torch.from_numpy(pred), real, ds.labels, ds.num_classes)
     out: dict[str, Any] = {
         "name": row.name, "model": row.model, "cond": row.cond, "steps": steps, "batch": row.batch, "family": row.family,
         "classes_covered": covered, "num_classes": ds.num_classes, "kl": round(kl, 4),
+        "within_class_diversity": round(diversity, 4),
         "class_histogram": [round(float(v), 4) for v in class_histogram(pred, ds.num_classes)],
         "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1),
         "last": {k: v for k, v in res.last.items() if k.startswith(("loss", "D_", "score_"))},
@@ -97,18 +104,38 @@ def run_row(row: Row, *, steps: int, threads: int, runs_dir: Path, plot_dir: Pat
     return out
 
 
+def within_class_diversity(fake, fake_labels, real, real_labels, num_classes: int) -> float:
+    """Mean over classes of (mean pairwise L2 distance among generated images of the class) / (the
+    same among real images of the class). Classes with fewer than 2 generated images count as 0."""
+    import torch
+
+    def mean_pdist(x):
+        x = x.flatten(1).float()
+        n = len(x)
+        d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")  # exact 0 for identical images
+        return float(d.sum()) / (n * (n - 1)) if n > 1 else 0.0
+
+    ratios = []
+    for c in range(num_classes):
+        ref = mean_pdist(real[real_labels == c])
+        ratios.append(mean_pdist(fake[fake_labels == c]) / ref if ref > 0 else 0.0)
+    return sum(ratios) / len(ratios)
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = "| model          | steps | classes covered | KL (nats) | cond. accuracy | train CPU-s | notes"
-    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---"]
+    head = "| model          | steps | classes covered | KL (nats) | within-class diversity | cond. accuracy | train CPU-s | notes"
+    lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---"]
     for r in rows:
         acc = f"{100 * r['cond_accuracy']:.1f} %" if "cond_accuracy" in r else "-"
         lines.append(
-            f"| {r['name']:<14} | {r['steps']:>5} | {r['classes_covered']:>2}/{r['num_classes']:<2} | {r['kl']:.3f} | {acc} | "
+            f"| {r['name']:<14} | {r['steps']:>5} | {r['classes_covered']:>2}/{r['num_classes']:<2} | {r['kl']:.3f} | "
+            f"{r['within_class_diversity']:.2f} | {acc} | "
             f"{r['train_cpu_s']:.0f} | {r.get('note', '')}"
         )
     lines.append(f"{NUM_SAMPLES} samples per model; classifier {rows[0]['classifier'] if rows else '-'} "
                  f"(held-out accuracy on real digits {rows[0].get('classifier_heldout_accuracy', float('nan')):.3f}); "
-                 "KL of the predicted class histogram from the data's (0 = balanced; log 10 = 2.303 = one class)")
+                 "KL of the predicted class histogram from the data's (0 = balanced; log 10 = 2.303 = one class); "
+                 "within-class diversity: generated / real mean pairwise pixel distance (1 = as varied as the data)")
     return "\n".join(lines)
 
 
@@ -127,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             r = run_row(row, steps=steps, threads=args.threads, runs_dir=Path(tmp), plot_dir=args.samples)
             r["note"] = row.note
             results.append(r)
-            print(f"{r['name']:<14} {r['classes_covered']}/{r['num_classes']} classes, KL {r['kl']:.3f}"
+            print(f"{r['name']:<14} {r['classes_covered']}/{r['num_classes']} classes, KL {r['kl']:.3f}, "
+                  f"within-class diversity {r['within_class_diversity']:.2f}"
                   + (f", cond. accuracy {100 * r['cond_accuracy']:.1f} %" if "cond_accuracy" in r else "")
                   + f", {r['train_cpu_s']:.0f} CPU-s", flush=True)
     table = format_table(results)

@@ -22,3 +22,21 @@ def test_dcgan_conditional(tmp_path, tiny_labelled_data):
 @pytest.mark.parametrize("res", [8, 32])
 def test_dcgan_resolutions(tmp_path, tiny_data, res):
     check_family_contract(tmp_path, tiny_data, "dcgan", TINY, resolution=res, expect_shape=(3, res, res))
+
+
+def test_projection_term_starts_on_the_scale_of_the_logit():
+    # Regression: with nn.Embedding's N(0, 1) init the projection term was ~50x the logit, D only
+    # judged label agreement and conditional G drew one prototype per class.
+    import torch
+
+    from ganforge.families.dcgan import Discriminator, _init_weights
+
+    torch.manual_seed(0)
+    D = Discriminator(16, 1, 32, 8, "batch", num_classes=10)
+    D.apply(_init_weights)
+    x, y = torch.randn(64, 1, 32, 32), torch.randint(10, (64,))
+    with torch.no_grad():
+        h = D.features(x)
+        logit = D.out(h).flatten()
+        proj = (D.embed(y) * h.sum(dim=(2, 3))).sum(1)
+    assert proj.abs().mean() < 5 * logit.abs().mean()

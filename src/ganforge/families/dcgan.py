@@ -84,7 +84,14 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), _norm(norm, cout), nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)  # (B, C, 4, 4)
         self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)
-        self.embed = nn.Embedding(num_classes, widths[-1]) if num_classes else None
+        self.embed = None
+        if num_classes:
+            # Same scale as the other weights (N(0, 0.02)): with nn.Embedding's N(0, 1), the projection
+            # term is ~50x the logit from the start, D judges only "does the image match its label",
+            # and G learns one prototype per class (measured on digits: within-class diversity 12 %
+            # of the data's at 400 steps, loss_D ~ 45).
+            self.embed = nn.Embedding(num_classes, widths[-1])
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)

@@ -28,6 +28,7 @@ from .base import Batch, DataSpec, Family, StepContext
 from .dcgan import DCGAN
 from .dcgan import Discriminator as ConvCritic
 from .dcgan import Generator as ConvGenerator
+from .dcgan import _init_weights as init_dcgan_weights
 
 
 @dataclass
@@ -84,7 +85,7 @@ class WGANGP(Family):
                 "D": ConvCritic(ndf, spec.channels, spec.resolution, r.max_mult, "layer", spec.num_classes),
             }
         )
-        nets.apply(_dcgan_init)
+        nets.apply(init_dcgan_weights)  # DCGAN's N(0, 0.02) (Radford et al. 2015, sec. 4)
         return nets
 
     def optimizers(self, nets: nn.ModuleDict, cfg: WGANGPConfig) -> dict[str, torch.optim.Optimizer]:
@@ -116,13 +117,3 @@ class WGANGP(Family):
         with point_precision(self.spec, z.device):
             return self.generator_net(nets)(z, labels)
 
-
-def _dcgan_init(m: nn.Module) -> None:
-    """DCGAN's initialisation (Radford et al. 2015, sec. 4): weights ~ N(0, 0.02), norm scales ~ N(1, 0.02)."""
-    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-        nn.init.normal_(m.weight, 1.0, 0.02)
-        nn.init.zeros_(m.bias)
