@@ -105,3 +105,13 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_data, monk
     monkeypatch.setattr(DCGAN, "train_step", original)
     res = train(tiny_config(tmp_path, tiny_data, steps=4), resume=True, explicit={"steps"}, progress=False)
     assert res.step == 4 and not res.interrupted
+
+
+def test_progress_off_a_terminal_is_one_plain_line_per_log_step(tmp_path, capsys):
+    lines: list[str] = []
+    cfg = tiny_config(tmp_path, "ring8", model="gan", family={"g_width": 8, "d_width": 8}, steps=4, log_every=2)
+    train(cfg, progress=True, echo=lines.append)  # pytest's stderr is not a terminal
+    steps = [line for line in lines if line.startswith("step ")]
+    assert [s.split()[1] for s in steps] == ["2/4", "4/4"]
+    assert all("D(x)=" in s and "|gD|=" in s and "|gG|=" in s for s in steps), steps
+    assert "\r" not in capsys.readouterr().err, "no bar redraws in a log"

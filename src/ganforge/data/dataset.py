@@ -175,6 +175,22 @@ def _looks_like_path(source: str) -> bool:
     return os.sep in source or "/" in source or source.startswith(".") or Path(source).suffix != ""
 
 
+BUILTIN_PREFIX = "builtin:"
+
+
+def shadowed_builtin(source: str | os.PathLike) -> str | None:
+    """A note when `source` names both a built-in set and an existing file or folder (which wins)."""
+    from . import builtin
+
+    text = str(source)
+    if text in builtin.names() and Path(text).exists():
+        return (
+            f"note: using the local {'folder' if Path(text).is_dir() else 'file'} ./{text}, not the built-in "
+            f"'{text}' set; write --data {BUILTIN_PREFIX}{text} for the built-in one"
+        )
+    return None
+
+
 def load_dataset(
     source: str | os.PathLike,
     *,
@@ -188,6 +204,8 @@ def load_dataset(
     from .archive import is_prepared_archive, read_archive
 
     text = str(source)
+    if text.startswith(BUILTIN_PREFIX):  # "builtin:digits": the built-in set even if ./digits exists
+        return builtin.load(text[len(BUILTIN_PREFIX):], resolution=resolution, channels=channels)
     path = Path(text).expanduser()
     if not path.exists():
         if not _looks_like_path(text):

@@ -577,7 +577,8 @@ def _read_all(
     """Results in item order, from this process or a pool; a tqdm bar on stderr when `progress`."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(items), desc="reading", unit="img", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (logs and pipes get the summary only)
+    bar = tqdm(total=len(items), desc="reading", unit="img", file=sys.stderr, disable=None if progress else True, dynamic_ncols=True)
     try:
         if workers <= 1 or len(items) < 64:
             for item in items:

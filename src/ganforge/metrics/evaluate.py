@@ -216,7 +216,7 @@ def _progress(it: Iterator[torch.Tensor], total: int, desc: str, enabled: bool) 
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True) as bar:
+    with tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None) as bar:  # None: off when not a terminal
         for x in it:
             yield x
             bar.update(x.shape[0])

@@ -53,8 +53,13 @@ class Diagnostics:
                 )
         return out
 
-    def observe_samples(self, step: int, fake: torch.Tensor, real: torch.Tensor) -> list[str]:
-        """Compare the diversity of a fixed batch of samples with a batch of real data."""
+    def observe_samples(
+        self, step: int, fake: torch.Tensor, real: torch.Tensor,
+        fake_labels: torch.Tensor | None = None, real_labels: torch.Tensor | None = None,
+    ) -> list[str]:
+        """Compare the diversity of a fixed batch of samples with a batch of real data. With labels
+        (conditional models), also class by class: a generator that draws one prototype per class
+        looks diverse across the whole grid but not within a class."""
         if step < self.collapse_warmup:
             return []
         df, dr = mean_pairwise_distance(fake), mean_pairwise_distance(real)
@@ -62,6 +67,22 @@ class Diagnostics:
             return [
                 f"possible mode collapse: samples are {dr / max(df, 1e-12):.1f}x less diverse than the data "
                 f"(mean pairwise distance {df:.3g} vs {dr:.3g})"
+            ]
+        if fake_labels is None or real_labels is None:
+            return []
+        ratios = []
+        for c in fake_labels.unique().tolist():
+            fc, rc = fake[fake_labels == c], real[real_labels == c]
+            if len(fc) >= 2 and len(rc) >= 2:
+                ref = mean_pairwise_distance(rc)
+                if ref > 0:
+                    ratios.append(mean_pairwise_distance(fc) / ref)
+        if ratios and sum(ratios) / len(ratios) < self.collapse_ratio:
+            mean = sum(ratios) / len(ratios)
+            return [
+                f"possible mode collapse within classes: samples of one class are {1 / max(mean, 1e-12):.1f}x less "
+                f"diverse than the data's images of that class (mean over {len(ratios)} classes); G may be "
+                "ignoring z and drawing one image per label"
             ]
         return []
 

@@ -14,6 +14,7 @@ import json
 import math
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from ..config import RESUMABLE_CHANGES, TrainConfig, family_config_from_dict
-from ..data.dataset import BatchSampler, ImageDataset, PointDataset, load_dataset
+from ..data.dataset import BatchSampler, ImageDataset, PointDataset, load_dataset, shadowed_builtin
 from ..errors import ConfigError, GanforgeError
 from ..families.base import DataSpec, Family, StepContext
 from ..registry import get_family
@@ -237,6 +238,9 @@ def train(
     amp_dtype = select_precision(cfg.precision, device)
 
     # Load the data (uint8, in memory, on the training device).
+    note = shadowed_builtin(cfg.data)
+    if note:
+        say(note)
     data = load_dataset(cfg.data, resolution=cfg.resolution, channels=cfg.channels, progress=progress)
     if cfg.cond and data.num_classes == 0:
         raise ConfigError(f"--cond needs labelled data, and {cfg.data} has no labels; prepare it with labels or drop --cond")
@@ -313,7 +317,13 @@ def train(
         else:
             save_png(make_grid(out.float()), path)
             real = data.batch(torch.arange(min(len(data), len(grid_seeds)), device=data.images.device))["image"]
-            for msg in diag.observe_samples(step, out, real):
+            real_labels = None
+            if grid_labels is not None and data.labels is not None:
+                # Up to 16 real images of each class in the grid, for the per-class diversity check.
+                idx = torch.cat([torch.nonzero(data.labels == c).flatten()[:16] for c in grid_labels.unique().tolist()])
+                real_labels = data.labels[idx]
+                real = data.batch(idx.to(data.images.device))["image"]
+            for msg in diag.observe_samples(step, out, real, grid_labels, real_labels):
                 result.warnings.append(msg)
                 _write(bar, f"warning (step {step}): {msg}", say)
 
@@ -330,7 +340,10 @@ def train(
         f"-> {run_dir}"
     )
     bar = None
-    if progress:
+    # A live bar on a terminal; in a log file or a pipe, one plain line per --log-every instead of
+    # thousands of carriage-return redraws.
+    plain_lines = progress and not _is_terminal(sys.stderr)
+    if progress and not plain_lines:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=end, initial=min(step, end), unit="step", dynamic_ncols=True, leave=True)
@@ -392,6 +405,8 @@ def train(
                     window, t_window, n_window = {}, now, 0
                     if bar is not None:
                         bar.set_postfix_str(_postfix(rec), refresh=False)
+                    elif plain_lines:
+                        say(f"step {step}/{end} {_postfix(rec)}")
                 if step % cfg.sample_every == 0 or last:
                     write_samples()
                 if evaluator is not None and (step % cfg.eval_every == 0 or step >= end):
@@ -436,8 +451,18 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
 def _postfix(rec: dict[str, Any]) -> str:
-    names = [("img_s", "img/s"), ("loss_D", "D"), ("loss_G", "G"), ("D_real", "D(x)"), ("D_fake", "D(G(z))")]
+    names = [
+        ("img_s", "img/s"), ("loss_D", "D"), ("loss_G", "G"), ("D_real", "D(x)"), ("D_fake", "D(G(z))"),
+        ("score_real", "D(x)"), ("score_fake", "D(G(z))"), ("grad_D", "|gD|"), ("grad_G", "|gG|"),
+    ]
     parts = [f"{label}={rec[k]:.3g}" for k, label in names if k in rec]
     parts += [f"{k}={v:.3g}" for k, v in rec.items() if k.startswith("loss_") and k not in ("loss_D", "loss_G")]
     return " ".join(parts)
