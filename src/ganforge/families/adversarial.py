@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import losses
-from .base import StepContext
+from ..errors import ConfigError
+from ..nn.mlp import point_precision
+from .base import DataSpec, Family, StepContext
 
 Tensor = torch.Tensor
 Labels = Tensor | None
@@ -115,3 +118,30 @@ def gradient_penalty(D: nn.Module, weight: float) -> Penalty:
         return weight * gp, {"gp": gp.item()}
 
     return penalty
+
+
+class AdversarialFamily(Family):
+    """What the G/D families share besides the step: two Adam optimisers, sampling from the EMA
+    generator, and the power-of-two resolution check of the convolutional ones."""
+
+    spec: DataSpec
+
+    def optimizers(self, nets: nn.ModuleDict, cfg: Any) -> dict[str, torch.optim.Optimizer]:
+        """Adam(lr, (beta1, beta2)) for G and D; `lr_g` / `lr_d`, where the config has them and they
+        are not 0, override `lr` for one network."""
+        betas = (cfg.beta1, cfg.beta2)
+        return {
+            "G": torch.optim.Adam(nets["G"].parameters(), lr=getattr(cfg, "lr_g", 0.0) or cfg.lr, betas=betas),
+            "D": torch.optim.Adam(nets["D"].parameters(), lr=getattr(cfg, "lr_d", 0.0) or cfg.lr, betas=betas),
+        }
+
+    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        with point_precision(self.spec, z.device):
+            return self.generator_net(nets)(z, labels)
+
+    def check_resolution(self, spec: DataSpec) -> None:
+        r = spec.resolution
+        if spec.kind == "image" and (r < 8 or r > 1024 or r & (r - 1)):
+            raise ConfigError(
+                f"{self.name} needs a power-of-two resolution from 8 to 1024, not {r}; use --resolution 32, 64 or 128"
+            )

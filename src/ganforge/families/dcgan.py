@@ -19,8 +19,9 @@ from torch import nn
 
 from .. import losses
 from ..errors import ConfigError
-from .adversarial import adversarial_step, gradient_penalty, standard
-from .base import Batch, DataSpec, Family, StepContext
+from ..nn.conditional import add_projection, concat_label
+from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, standard
+from .base import Batch, DataSpec, StepContext
 
 
 @dataclass
@@ -67,10 +68,7 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this generator is class-conditional: pass labels")
-            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
+        z = concat_label(z, self.embed, labels)
         return self.net(z[:, :, None, None])  # (B, nz) -> (B, nz, 1, 1) -> (B, C, H, W)
 
 
@@ -96,12 +94,7 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
         logit = self.out(h).flatten()  # (B,)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is class-conditional: pass labels")
-            pooled = h.sum(dim=(2, 3))  # (B, C)
-            logit = logit + (self.embed(labels).to(pooled.dtype) * pooled).sum(1)  # projection term
-        return logit
+        return add_projection(logit, h, self.embed, labels)
 
 
 def _norm(kind: str, c: int) -> nn.Module:
@@ -112,16 +105,14 @@ def _norm(kind: str, c: int) -> nn.Module:
     return nn.Identity()
 
 
-class DCGAN(Family):
+class DCGAN(AdversarialFamily):
     name = "dcgan"
     Config = DCGANConfig
     data_kinds = ("image",)
 
     def check(self, cfg: DCGANConfig, spec: DataSpec) -> None:
         super().check(cfg, spec)
-        r = spec.resolution
-        if r < 8 or r > 1024 or r & (r - 1):
-            raise ConfigError(f"dcgan needs a power-of-two resolution from 8 to 1024, not {r}; use --resolution 32, 64 or 128")
+        self.check_resolution(spec)
         if cfg.loss not in losses.LOSSES:
             raise ConfigError(f"unknown loss '{cfg.loss}': use one of {', '.join(losses.LOSSES)}")
 
@@ -146,15 +137,8 @@ class DCGAN(Family):
             }
         )
         nets.apply(_init_weights)
-        self.cfg = cfg
+        self.cfg, self.spec = cfg, spec
         return nets
-
-    def optimizers(self, nets: nn.ModuleDict, cfg: DCGANConfig) -> dict[str, torch.optim.Optimizer]:
-        betas = (cfg.beta1, cfg.beta2)
-        return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g or cfg.lr, betas=betas),
-            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d or cfg.lr, betas=betas),
-        }
 
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: DCGANConfig = self.cfg
@@ -163,6 +147,3 @@ class DCGAN(Family):
         if cfg.loss == "wgan-gp":
             objective.penalty = gradient_penalty(nets["D"], cfg.gp_weight)
         return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_critic, cfg.nz, objective)
-
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator_net(nets)(z, labels)

@@ -26,8 +26,8 @@ from torch import nn
 from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
-from .adversarial import Objective, adversarial_step
-from .base import Batch, DataSpec, Family, StepContext
+from .adversarial import AdversarialFamily, Objective, adversarial_step
+from .base import Batch, DataSpec, StepContext
 
 LOSS_CHOICES = ("nonsaturating", "minimax", "hinge", "lsgan")
 
@@ -82,7 +82,7 @@ def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
     return losses.g_loss(kind, d_fake)
 
 
-class GAN(Family):
+class GAN(AdversarialFamily):
     name = "gan"
     Config = GANConfig
     data_kinds = ("image", "points")
@@ -128,13 +128,6 @@ class GAN(Family):
             }
         )
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: GANConfig) -> dict[str, torch.optim.Optimizer]:
-        betas = (cfg.beta1, cfg.beta2)
-        return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g or cfg.lr, betas=betas),
-            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d or cfg.lr, betas=betas),
-        }
-
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: GANConfig = self.cfg
         if cfg.lr_halflife > 0:
@@ -169,7 +162,3 @@ class GAN(Family):
         # (every r1_every steps) scales it by r1_every, as StyleGAN2 does.
         r1 = losses.r1_penalty(d_real, real)
         return 0.5 * self.cfg.r1 * self.cfg.r1_every * r1, {"r1": r1.item()}
-
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        with point_precision(self.spec, z.device):
-            return self.generator_net(nets)(z, labels)

@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..nn.conditional import add_projection, concat_label
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
-from .adversarial import adversarial_step, standard
-from .base import Batch, DataSpec, Family, StepContext
+from .adversarial import AdversarialFamily, adversarial_step, standard
+from .base import Batch, DataSpec, StepContext
 
 SN_LOSSES = ("hinge", "nonsaturating")
 
@@ -61,10 +62,7 @@ class SNGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this generator is class-conditional: pass labels")
-            z = torch.cat([z, self.embed(labels).to(z.dtype)], dim=1)
+        z = concat_label(z, self.embed, labels)
         h = self.fc(z).view(z.shape[0], self.c0, 4, 4)  # (B, 16*C) -> (B, C, 4, 4)
         return self.net(h)  # (B, channels, res, res)
 
@@ -90,15 +88,10 @@ class SNDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
         logit = self.out(h.flatten(1)).flatten()  # (B, C, 4, 4) -> (B, 16*C) -> (B,)
-        if self.embed is not None:
-            if labels is None:
-                raise ValueError("this discriminator is class-conditional: pass labels")
-            pooled = h.sum(dim=(2, 3))  # (B, C)
-            logit = logit + (self.embed(labels).to(pooled.dtype) * pooled).sum(1)  # projection term
-        return logit
+        return add_projection(logit, h, self.embed, labels)
 
 
-class SNGAN(Family):
+class SNGAN(AdversarialFamily):
     name = "sngan"
     Config = SNGANConfig
     data_kinds = ("image", "points")
@@ -110,9 +103,7 @@ class SNGAN(Family):
         super().check(cfg, spec)
         if cfg.loss not in SN_LOSSES:
             raise ConfigError(f"unknown loss '{cfg.loss}' for sngan: use one of {', '.join(SN_LOSSES)}")
-        r = spec.resolution
-        if spec.kind == "image" and (r < 8 or r > 1024 or r & (r - 1)):
-            raise ConfigError(f"sngan needs a power-of-two resolution from 8 to 1024, not {r}; use --resolution 32 or 64")
+        self.check_resolution(spec)
 
     def latent_shape(self, cfg: SNGANConfig, spec: DataSpec) -> tuple[int, ...]:
         return (self._resolved(cfg, spec).nz,)
@@ -138,20 +129,9 @@ class SNGAN(Family):
             }
         )
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: SNGANConfig) -> dict[str, torch.optim.Optimizer]:
-        betas = (cfg.beta1, cfg.beta2)
-        return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas),
-            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr, betas=betas),
-        }
-
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: SNGANConfig = self.cfg
         real = batch["points"] if self.spec.kind == "points" else batch["image"]
         labels = batch.get("label") if self.spec.num_classes else None
         with point_precision(self.spec, ctx.device):
             return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_dis, cfg.nz, standard(cfg.loss))
-
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        with point_precision(self.spec, z.device):
-            return self.generator_net(nets)(z, labels)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
-from .adversarial import adversarial_step, gradient_penalty, standard
-from .base import Batch, DataSpec, Family, StepContext
+from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, standard
+from .base import Batch, DataSpec, StepContext
 from .dcgan import DCGAN
 from .dcgan import Discriminator as ConvCritic
 from .dcgan import Generator as ConvGenerator
@@ -47,7 +46,7 @@ class WGANGPConfig:
     embed_dim: int = 0  # class embedding size for conditional image G (0: nz // 2)
 
 
-class WGANGP(Family):
+class WGANGP(AdversarialFamily):
     name = "wgan-gp"
     Config = WGANGPConfig
     data_kinds = ("image", "points")
@@ -59,9 +58,7 @@ class WGANGP(Family):
         super().check(cfg, spec)
         if cfg.n_critic < 1:
             raise ConfigError(f"n_critic must be 1 or more, not {cfg.n_critic}")
-        r = spec.resolution
-        if spec.kind == "image" and (r < 8 or r > 1024 or r & (r - 1)):
-            raise ConfigError(f"wgan-gp needs a power-of-two resolution from 8 to 1024, not {r}; use --resolution 32 or 64")
+        self.check_resolution(spec)
 
     def latent_shape(self, cfg: WGANGPConfig, spec: DataSpec) -> tuple[int, ...]:
         return (self._resolved(cfg, spec).nz,)
@@ -88,13 +85,6 @@ class WGANGP(Family):
         nets.apply(init_dcgan_weights)  # DCGAN's N(0, 0.02) (Radford et al. 2015, sec. 4)
         return nets
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: WGANGPConfig) -> dict[str, torch.optim.Optimizer]:
-        betas = (cfg.beta1, cfg.beta2)
-        return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas),
-            "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr, betas=betas),
-        }
-
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: WGANGPConfig = self.cfg
         real = batch["points"] if self.spec.kind == "points" else batch["image"]
@@ -112,8 +102,3 @@ class WGANGP(Family):
         # The negated critic loss (without the penalty) estimates the Wasserstein-1 distance.
         logs["wdist"] = logs["score_real"] - logs["score_fake"]
         return logs
-
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        with point_precision(self.spec, z.device):
-            return self.generator_net(nets)(z, labels)
-
