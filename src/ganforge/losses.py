@@ -65,5 +65,7 @@ def probabilities(kind: str, out: torch.Tensor) -> float:
 
 def grad_norm(module: torch.nn.Module) -> float:
     """Global L2 norm of a module's gradients (0 when it has none)."""
-    norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
-    return float(torch.stack(norms).norm()) if norms else 0.0
+    grads = [p.grad.detach() for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.stack([n.float() for n in torch._foreach_norm(grads)]).norm())

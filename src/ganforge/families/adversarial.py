@@ -12,6 +12,7 @@ its own fakes without a graph and the generator gets fresh noise.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,7 @@ def adversarial_step(
     reuse = len(d_batches) == 1
     logs: dict[str, float] = {}
 
-    D.requires_grad_(True)
+    _trainable(D, True)
     fake = None
     for real, labels in d_batches:
         z = torch.randn(real.shape[0], nz, device=real.device)
@@ -81,7 +82,7 @@ def adversarial_step(
         logs["grad_D"] = losses.grad_norm(D)
         ctx.step(opts["D"])
 
-    D.requires_grad_(False)
+    _trainable(D, False)
     real, labels = d_batches[0]
     if not reuse:
         fake = G(torch.randn(real.shape[0], nz, device=real.device), labels)
@@ -91,7 +92,7 @@ def adversarial_step(
     ctx.backward(loss_g)
     logs["grad_G"] = losses.grad_norm(G)
     ctx.step(opts["G"])
-    D.requires_grad_(True)
+    _trainable(D, True)
 
     logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
     if objective.report == "score":
@@ -99,6 +100,19 @@ def adversarial_step(
     else:
         logs.update(D_real=losses.probabilities(objective.report, d_real), D_fake=losses.probabilities(objective.report, d_fake))
     return logs
+
+
+_PARAMS: weakref.WeakKeyDictionary[nn.Module, list[nn.Parameter]] = weakref.WeakKeyDictionary()
+
+
+def _trainable(module: nn.Module, flag: bool) -> None:
+    """`module.requires_grad_(flag)` with the parameter list cached: walking the module tree three
+    times a step cost ~5 % of a small MLP GAN's step. The networks do not change after `build`."""
+    params = _PARAMS.get(module)
+    if params is None:
+        params = _PARAMS[module] = list(module.parameters())
+    for p in params:
+        p.requires_grad_(flag)
 
 
 def standard(kind: str) -> Objective:

@@ -113,10 +113,11 @@ def _seed_everything(seed: int) -> None:
 @torch.no_grad()
 def update_ema(ema: nn.Module, net: nn.Module, beta: float) -> None:
     """EMA of the weights; buffers (e.g. BatchNorm statistics) are copied."""
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.lerp_(p.detach(), 1.0 - beta)
-    for be, b in zip(ema.buffers(), net.buffers()):
-        be.copy_(b)
+    # One fused call for all tensors: for small models the per-tensor Python dispatch is the cost.
+    torch._foreach_lerp_(list(ema.parameters()), [p.detach() for p in net.parameters()], 1.0 - beta)
+    buffers = list(ema.buffers())
+    if buffers:
+        torch._foreach_copy_(buffers, list(net.buffers()))
 
 
 def ema_beta(cfg: TrainConfig, nimg: int) -> float:
