@@ -73,3 +73,33 @@ def test_real_grad_penalty_sees_a_differentiable_input():
     objective = Objective(d_loss=standard("hinge").d_loss, g_loss=standard("hinge").g_loss, penalty=penalty, real_grad=True, report="score")
     logs = adversarial_step(G, D, opts, ctx, [(torch.randn(8, 2), None)], 3, objective)
     assert logs["r1"] == seen["norm"] > 0
+
+
+def test_mode_seeking_pairs_labels_and_logs_the_ratio():
+    from ganforge.families.adversarial import _paired, mode_seeking_weight
+    from ganforge.families.base import DataSpec
+
+    assert _paired(torch.tensor([3, 1, 4, 1, 5])).tolist() == [3, 1, 3, 1, 5]
+    assert _paired(None) is None
+    assert mode_seeking_weight(-1, DataSpec(num_classes=10)) == 1.0
+    assert mode_seeking_weight(-1, DataSpec(num_classes=0)) == 0.0
+    assert mode_seeking_weight(0.5, DataSpec(num_classes=0)) == 0.5
+
+    seen = []
+
+    class LabelledToy(Toy):
+        def forward(self, x, labels=None):
+            seen.append(labels)
+            return super().forward(x)
+
+    G, D, opts, ctx = setup()
+    G = LabelledToy(3, 2)
+    opts["G"] = CountingSGD(G.parameters())
+    objective = standard("nonsaturating")
+    objective.mode_seeking = 1.0
+    labels = torch.tensor([0, 1, 2, 3, 4, 5])
+    logs = adversarial_step(G, D, opts, ctx, [(torch.randn(6, 2), labels)], 3, objective)
+    assert seen[0].tolist() == [0, 1, 2, 0, 1, 2], "fakes come in same-label pairs"
+    assert logs["ms_ratio"] > 0
+    # With the term on, G's loss includes 1 / (ratio + eps) on top of the adversarial loss.
+    assert logs["loss_G"] > 1.0 / (logs["ms_ratio"] + 1e-5) - 1e-3

@@ -20,7 +20,7 @@ from torch import nn
 from .. import losses
 from ..errors import ConfigError
 from ..nn.conditional import add_projection, concat_label
-from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, standard
+from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, mode_seeking_weight, standard
 from .base import Batch, DataSpec, StepContext
 
 
@@ -39,6 +39,7 @@ class DCGANConfig:
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
     embed_dim: int = 0  # class embedding size for conditional G (0: nz // 2)
+    mode_seeking: float = -1.0  # MSGAN's mode-seeking weight; -1: 1.0 (the paper's) with --cond, else 0
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -144,6 +145,7 @@ class DCGAN(AdversarialFamily):
         cfg: DCGANConfig = self.cfg
         real, labels = batch["image"], batch.get("label")
         objective = standard(cfg.loss)
+        objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, self.spec)
         if cfg.loss == "wgan-gp":
             objective.penalty = gradient_penalty(nets["D"], cfg.gp_weight)
         return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_critic, cfg.nz, objective)

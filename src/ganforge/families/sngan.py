@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.conditional import add_projection, concat_label
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
-from .adversarial import AdversarialFamily, adversarial_step, standard
+from .adversarial import AdversarialFamily, adversarial_step, mode_seeking_weight, standard
 from .base import Batch, DataSpec, StepContext
 
 SN_LOSSES = ("hinge", "nonsaturating")
@@ -45,6 +45,7 @@ class SNGANConfig:
     beta1: float = 0.5  # Adam beta1 (setting C)
     beta2: float = 0.999  # Adam beta2 (setting C)
     embed_dim: int = 0  # class embedding size for conditional image G (0: nz // 2)
+    mode_seeking: float = -1.0  # MSGAN's mode-seeking weight; -1: 1.0 with --cond, else 0
 
 
 class SNGenerator(nn.Module):
@@ -134,4 +135,6 @@ class SNGAN(AdversarialFamily):
         real = batch["points"] if self.spec.kind == "points" else batch["image"]
         labels = batch.get("label") if self.spec.num_classes else None
         with point_precision(self.spec, ctx.device):
-            return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_dis, cfg.nz, standard(cfg.loss))
+            objective = standard(cfg.loss)
+            objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, self.spec)
+            return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_dis, cfg.nz, objective)

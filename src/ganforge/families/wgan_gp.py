@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
-from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, standard
+from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, mode_seeking_weight, standard
 from .base import Batch, DataSpec, StepContext
 from .dcgan import DCGAN
 from .dcgan import Discriminator as ConvCritic
@@ -44,6 +44,7 @@ class WGANGPConfig:
     beta1: float = 0.0  # Adam beta1 (Algorithm 1)
     beta2: float = 0.9  # Adam beta2 (Algorithm 1)
     embed_dim: int = 0  # class embedding size for conditional image G (0: nz // 2)
+    mode_seeking: float = -1.0  # MSGAN's mode-seeking weight; -1: 1.0 with --cond, else 0
 
 
 class WGANGP(AdversarialFamily):
@@ -97,6 +98,7 @@ class WGANGP(AdversarialFamily):
         chunks = list(zip(reals, labels.chunk(cfg.n_critic) if labels is not None else [None] * len(reals)))
         objective = standard("wgan-gp")
         objective.penalty = gradient_penalty(nets["D"], cfg.gp_weight)
+        objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, self.spec)
         with point_precision(self.spec, ctx.device):
             logs = adversarial_step(nets["G"], nets["D"], opts, ctx, chunks, cfg.nz, objective)
         # The negated critic loss (without the penalty) estimates the Wasserstein-1 distance.
