@@ -44,7 +44,10 @@ class Row:
 
 ROWS: list[Row] = [
     Row("gan", "gan", 3000, family={"g_width": 512, "d_width": 256}, note="MLPs (Goodfellow et al. 2014), 512/256 units"),
-    Row("gan --cond", "gan", 3000, cond=True, family={"g_width": 512, "d_width": 256}, note="cGAN, one-hot labels"),
+    Row("gan --cond", "gan", 3000, cond=True, family={"g_width": 512, "d_width": 256},
+        note="one-hot labels in G, projection D (default)"),
+    Row("gan --cond concat", "gan", 3000, cond=True, family={"g_width": 512, "d_width": 256, "d_cond": "concat"},
+        note="cGAN paper: one-hot labels at G's and D's inputs"),
     Row("dcgan", "dcgan", 1500, note="defaults"),
     Row("dcgan --cond", "dcgan", 1500, cond=True, note="projection D, mode-seeking 1 (default)"),
     Row("dcgan --cond ms0", "dcgan", 1500, cond=True, family={"mode_seeking": 0.0},

@@ -26,6 +26,14 @@ def test_gan_conditional(tmp_path, tiny_labelled_data):
     assert not torch.allclose(a, b), "the class must change the image"
 
 
+def test_gan_conditional_projection_discriminator(tmp_path, tiny_labelled_data):
+    _, model = check_family_contract(tmp_path, tiny_labelled_data, "gan", {**TINY, "d_cond": "projection"}, cond=True)
+    D = model.nets["D"]
+    x = torch.randn(4, 3, 16, 16)
+    assert D.embed is not None and D.net[0].linear.in_features == 3 * 16 * 16, "no one-hot at the input"
+    assert not torch.allclose(D(x, torch.tensor([0, 0, 0, 0])), D(x, torch.tensor([1, 1, 1, 1])))
+
+
 def test_gan_points(tmp_path):
     res, model = check_family_contract(tmp_path, "ring8", "gan", {"g_width": 16, "d_width": 16}, expect_shape=(2,))
     assert model.latent_shape == (2,), "point data defaults to the PacGAN latent size"
@@ -58,6 +66,8 @@ def test_packed_discriminator_judges_groups():
 def test_bad_settings(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match="unknown loss"):
         train(tiny_config(tmp_path, tiny_data, model="gan", family={**TINY, "loss": "wasserstein"}), progress=False)
+    with pytest.raises(ConfigError, match="d_cond"):
+        train(tiny_config(tmp_path, tiny_data, model="gan", family={**TINY, "d_cond": "film"}), progress=False)
     with pytest.raises(ConfigError, match="too large"):
         train(tiny_config(tmp_path, tiny_data, model="gan", family=TINY, resolution=128), progress=False)
 

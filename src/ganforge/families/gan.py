@@ -10,8 +10,9 @@ Options beyond the paper, all off by default: `pack` (PacGAN, Lin et al. 2018), 
 gradient penalty on real data, Mescheder et al. 2018), `lr_halflife` (exponential learning-rate
 decay), and `loss` (the non-saturating loss of the paper's sec. 3 by default; "minimax" is eq. 1 as
 written; hinge / lsgan as in dcgan).
-Class-conditional (`--cond`): the one-hot label is concatenated to z and to D's input (Mirza &
-Osindero 2014).
+Class-conditional (`--cond`): the one-hot label is concatenated to z (Mirza & Osindero 2014); D
+adds a projection term (Miyato & Koyama 2018), or with `d_cond=concat` takes the one-hot label at
+its input as in the cGAN paper.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ class GANConfig:
     lr_halflife: int = 0  # steps over which both learning rates halve, exponentially (0: constant)
     mixture: int = 0  # > 0: G's latent is a learnable mixture of this many Gaussians (DeLiGAN / GM-GAN)
     mixture_std: float = 0.1  # initial std of each mixture component
+    # Conditional D: projection (Miyato & Koyama 2018) | concat (one-hot label at D's input, the cGAN
+    # paper). On digits, concat's D barely sees 10 label inputs beside 1,024 pixels and G ignores the
+    # label (12.6 % of samples show the asked digit, vs 93.3 % with projection; digits benchmark).
+    # A packed D (pack > 1) judges several samples at once, so it always takes the labels at its input.
+    d_cond: str = "projection"
 
 
 def resolve(cfg: GANConfig, spec: DataSpec) -> GANConfig:
@@ -97,6 +103,8 @@ class GAN(AdversarialFamily):
             raise ConfigError(f"pack must be 1 or more, not {cfg.pack}")
         if cfg.mixture < 0 or (cfg.mixture > 0 and 0 < cfg.nz < 2):
             raise ConfigError(f"mixture={cfg.mixture} needs mixture >= 0 and nz >= 2 (one coordinate picks the component)")
+        if cfg.d_cond not in ("concat", "projection"):
+            raise ConfigError(f"unknown d_cond '{cfg.d_cond}': use concat or projection")
         if cfg.d_act not in ("maxout", "lrelu", "relu"):
             raise ConfigError(f"unknown d_act '{cfg.d_act}': use maxout, lrelu or relu")
         if cfg.g_norm not in ("auto", "batch", "layer", "none"):
@@ -123,7 +131,7 @@ class GAN(AdversarialFamily):
                 ),
                 "D": MLPDiscriminator(
                     math.prod(shape), r.d_width, r.d_layers, act=r.d_act, pieces=r.maxout_pieces,
-                    dropout=r.d_dropout, pack=r.pack, num_classes=spec.num_classes,
+                    dropout=r.d_dropout, pack=r.pack, num_classes=spec.num_classes, projection=r.d_cond == "projection" and r.pack == 1,
                 ),
             }
         )

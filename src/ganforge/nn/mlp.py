@@ -134,11 +134,20 @@ class MLPDiscriminator(nn.Module):
         spectral: bool = False,
         pack: int = 1,
         num_classes: int = 0,
+        projection: bool = False,
     ) -> None:
         super().__init__()
+        if projection and pack > 1:
+            raise ValueError("a projection discriminator judges one labelled sample at a time: use pack=1")
         self.pack, self.num_classes = pack, num_classes
+        # Conditioning: the one-hot label concatenated to the input (Mirza & Osindero 2014), or a
+        # projection term <embed(y), h> on the last hidden features (Miyato & Koyama 2018).
+        self.embed = None
+        if num_classes and projection:
+            self.embed = _maybe_sn(nn.Embedding(num_classes, width), spectral)
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
         blocks: list[nn.Module] = []
-        cin = (in_dim + num_classes) * pack
+        cin = (in_dim + (num_classes if self.embed is None else 0)) * pack
         for _ in range(layers):
             if act == "maxout":
                 blocks.append(Maxout(cin, width, pieces))
@@ -151,10 +160,15 @@ class MLPDiscriminator(nn.Module):
                 blocks.append(nn.Dropout(dropout))
             cin = width
         blocks.append(_maybe_sn(nn.Linear(cin, 1), spectral))
-        self.net = nn.Sequential(*blocks)
+        self.net = nn.Sequential(*blocks)  # hidden layers, then the logit layer net[-1]
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = x.reshape(x.shape[0], -1)  # (B, C, H, W) or (B, D) -> (B, in_dim)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass labels")
+            f = self.net[:-1](h)  # (B, width)
+            return self.net[-1](f).flatten() + (self.embed(labels).to(f.dtype) * f).sum(1)
         if self.num_classes:
             if labels is None:
                 raise ValueError("this discriminator is class-conditional: pass labels")
