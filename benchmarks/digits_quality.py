@@ -128,12 +128,12 @@ def within_class_diversity(fake, fake_labels, real, real_labels, num_classes: in
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = "| model          | steps | classes covered | KL (nats) | within-class diversity | cond. accuracy | train CPU-s | notes"
+    head = "| model             | steps | classes covered | KL (nats) | within-class diversity | cond. accuracy | train CPU-s | notes"
     lines = [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---"]
     for r in rows:
         acc = f"{100 * r['cond_accuracy']:.1f} %" if "cond_accuracy" in r else "-"
         lines.append(
-            f"| {r['name']:<14} | {r['steps']:>5} | {r['classes_covered']:>2}/{r['num_classes']:<2} | {r['kl']:.3f} | "
+            f"| {r['name']:<17} | {r['steps']:>5} | {r['classes_covered']:>2}/{r['num_classes']:<2} | {r['kl']:.3f} | "
             f"{r['within_class_diversity']:.2f} | {acc} | "
             f"{r['train_cpu_s']:.0f} | {r.get('note', '')}"
         )
