@@ -57,11 +57,29 @@ def test_prepare_writes_a_dataset_and_prints_a_summary(tmp_path, folder):
     assert arc.images.shape == (5, 8, 8, 1) and arc.images[0, 0, 0, 0] == 0
 
 
-def test_progress_bar_goes_to_stderr(tmp_path, folder):
+def test_no_progress_bar_off_a_terminal(tmp_path, folder):
+    # CliRunner's streams are not terminals: a log gets the summary, not bar redraws.
     r = run([folder, tmp_path / "out", "--resolution", "8"])
     assert r.exit_code == 0, r.output
-    assert "reading" in r.stderr and "reading" not in r.stdout
+    assert "reading" not in r.stdout and "\r" not in r.stderr
     assert (tmp_path / "out" / "dataset.json").exists()
+
+
+def test_progress_bar_on_a_terminal_goes_to_stderr(tmp_path, folder, monkeypatch, capsys):
+    import io
+    import sys
+
+    from ganforge.data.prepare import PrepareOptions, prepare
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    prepare([folder], PrepareOptions(resolution=8), progress=True)
+    assert "reading" in err.getvalue()
+    assert "reading" not in capsys.readouterr().out
 
 
 def test_files_as_sources_with_options(tmp_path):
