@@ -12,6 +12,7 @@ its own fakes without a graph and the generator gets fresh noise.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from torch import nn
 
 from .. import losses
 from ..errors import ConfigError
-from ..nn.mlp import point_precision
+from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
 from .base import DataSpec, Family, StepContext
 
 Tensor = torch.Tensor
@@ -187,6 +188,14 @@ class AdversarialFamily(Family):
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         with point_precision(self.spec, z.device):
             return self.generator_net(nets)(z, labels)
+
+    @staticmethod
+    def point_nets(nz: int, width: int, layers: int, spec: DataSpec, **d_options: Any) -> nn.ModuleDict:
+        """MLP G and D for point data (the toy experiments of the WGAN-GP and SN-GAN papers)."""
+        shape = sample_shape(spec)
+        return nn.ModuleDict(
+            {"G": MLPGenerator(nz, shape, width, layers), "D": MLPDiscriminator(math.prod(shape), width, layers, **d_options)}
+        )
 
     def check_resolution(self, spec: DataSpec) -> None:
         r = spec.resolution

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..nn.conditional import add_projection, concat_label
-from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from ..nn.mlp import point_precision
 from .adversarial import AdversarialFamily, adversarial_step, mode_seeking_weight, standard
 from .base import Batch, DataSpec, StepContext
 
@@ -113,13 +113,7 @@ class SNGAN(AdversarialFamily):
         r = self._resolved(cfg, spec)
         self.cfg, self.spec = r, spec
         if spec.kind == "points":
-            shape = sample_shape(spec)
-            return nn.ModuleDict(
-                {
-                    "G": MLPGenerator(r.nz, shape, r.width, r.layers),
-                    "D": MLPDiscriminator(math.prod(shape), r.width, r.layers, act="lrelu", spectral=True),
-                }
-            )
+            return self.point_nets(r.nz, r.width, r.layers, spec, act="lrelu", spectral=True)
         embed = r.embed_dim or max(r.nz // 2, 1)
         auto = 64 if spec.resolution >= 64 else 32  # the paper's 64; 32 below 64 px for CPU speed, as dcgan
         ngf, ndf = r.ngf or auto, r.ndf or r.ngf or auto

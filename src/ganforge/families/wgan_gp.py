@@ -15,13 +15,12 @@ toy code's 512 units are scaled to 128 by default so that CPU runs stay short.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
+from ..nn.mlp import point_precision
 from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, mode_seeking_weight, standard
 from .base import Batch, DataSpec, StepContext
 from .dcgan import DCGAN
@@ -68,13 +67,7 @@ class WGANGP(AdversarialFamily):
         r = self._resolved(cfg, spec)
         self.cfg, self.spec = r, spec
         if spec.kind == "points":
-            shape = sample_shape(spec)
-            return nn.ModuleDict(
-                {
-                    "G": MLPGenerator(r.nz, shape, r.width, r.layers),
-                    "D": MLPDiscriminator(math.prod(shape), r.width, r.layers, act="relu"),
-                }
-            )
+            return self.point_nets(r.nz, r.width, r.layers, spec, act="relu")
         embed = r.embed_dim or max(r.nz // 2, 1)
         ngf, ndf = DCGAN.widths(r, spec)  # type: ignore[arg-type]  # same fields as DCGANConfig
         nets = nn.ModuleDict(
