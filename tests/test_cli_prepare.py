@@ -137,3 +137,48 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path, folder, args, needles):
 def test_unknown_choice_is_a_usage_error(tmp_path, folder):
     r = CliRunner().invoke(main, ["prepare", str(folder), str(tmp_path / "o.zip"), "--fit", "zoom"])
     assert r.exit_code == 2 and "Invalid value for '--fit'" in r.output and "Traceback" not in r.output
+
+
+def tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "child", "dotdot"])
+def test_overwrite_never_destroys_the_source(tmp_path, folder, where):
+    """The reliability issue: `prepare SRC SRC --overwrite` (or SRC's parent) deleted the images and exited 0."""
+    (tmp_path / "unrelated.txt").write_text("mine")
+    dest = {
+        "same": folder,
+        "parent": tmp_path,
+        "child": folder / "round",
+        "dotdot": folder / "round" / ".." / ".." / "shapes",
+    }[where]
+    before = tree(tmp_path)
+    r = run([folder, dest, "--overwrite", "--resolution", "8", "--quiet"])
+    assert_one_line_error(r, str(dest), str(folder), "choose a destination outside")
+    assert tree(tmp_path) == before
+
+
+def test_overwrite_of_something_ganforge_did_not_write_is_refused(tmp_path, folder):
+    mine = tmp_path / "mywork"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("x")
+    r = run([folder, mine, "--overwrite", "--quiet"])
+    assert_one_line_error(r, f"{mine} is not a dataset ganforge wrote", "remove it yourself or choose another")
+    assert tree(mine) == {"thesis.tex": b"x"}
+    out = tmp_path / "out"
+    assert run([folder, out, "--resolution", "8", "--quiet"]).exit_code == 0
+    assert (out / ".ganforge-dataset").is_file()
+    r = run([folder, out, "--overwrite", "--resolution", "4", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert read_archive(out).images.shape[1] == 4
+
+
+def test_an_earlier_dataset_inside_the_source_is_skipped_with_a_note(tmp_path, folder):
+    assert run([folder, tmp_path / "first", "--resolution", "8", "--quiet"]).exit_code == 0
+    (tmp_path / "first").rename(folder / "first")  # e.g. written there before DEST inside SRC was refused
+    r = run([folder, tmp_path / "second", "--resolution", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "kept 5, skipped 1, duplicates 0, ignored 1, classes 2 (round, square)" in r.stdout
+    assert f"skipped 7 files in ganforge datasets inside the source ({folder / 'first'})" in r.stdout
+    assert "in-dataset" in (tmp_path / "second-report.csv").read_text()

@@ -68,7 +68,11 @@ def _channel_name(c: int) -> str:
     default=True,
     help="Without --labels, label images by their sub-folder's name.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace DEST if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace DEST if it exists and is a dataset ganforge wrote (never a source, nor anything else).",
+)
 @click.option(
     "--report",
     "report",
@@ -99,7 +103,7 @@ def prepare(
     """Turn images into a training dataset: one size, one colour mode, labels, a report of what was left out.
 
     SOURCE is a folder (searched recursively), a zip or image files (PNG, JPEG, GIF, WebP, BMP, TIFF);
-    DEST, the last argument, is a .zip or a folder in the StyleGAN2-ADA dataset format.
+    DEST, the last argument, is a .zip or a folder in the StyleGAN2-ADA dataset format, outside every SOURCE.
 
     \b
     Examples:
@@ -144,9 +148,14 @@ def prepare(
     else:
         line += ", classes 0 (unlabelled)"
     click.echo(line)
+    if s["in_datasets"]:
+        folders = ", ".join(folder for folder, _ in data.in_datasets[:3])
+        folders += ", ..." if len(data.in_datasets) > 3 else ""
+        n = s["in_datasets"]
+        click.echo(f"skipped {n} files in ganforge datasets inside the source ({folders}): earlier outputs")
     for file, reason in data.skipped[:_SHOW_SKIPPED]:
         click.echo(f"  skipped {file}: {reason}")
     if len(data.skipped) > _SHOW_SKIPPED:
         click.echo(f"  ... and {len(data.skipped) - _SHOW_SKIPPED} more skipped")
-    if data.skipped or data.duplicates or data.ignored:
+    if data.skipped or data.duplicates or data.ignored or data.in_datasets:
         click.echo(f"report: {data.report} (every file left out, with the reason)")

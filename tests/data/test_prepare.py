@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 
 import numpy as np
@@ -468,3 +469,45 @@ def test_bad_options(tmp_path, kw, match):
 
 def test_non_power_of_two_resolution_is_allowed(tmp_path):
     assert prepare([solid(tmp_path / "a.png")], opts(resolution=48)).images.shape == (1, 48, 48, 3)
+
+
+# ---- earlier outputs inside a source -------------------------------------------------------------------
+
+
+def test_datasets_ganforge_wrote_inside_a_source_are_not_read_again(tmp_path):
+    """The reliability issue: a second dataset written from a folder holding the first reported 80 images, not 40."""
+    from ganforge.data.prepare import prepare_to
+
+    src = tmp_path / "faces"
+    for i in range(40):
+        solid(src / f"{i:02d}.png", colour=(i * 6, 0, 0), size=(4, 4))
+    assert len(prepare_to([src], tmp_path / "first", opts(resolution=4)).files) == 40
+    shutil.copytree(tmp_path / "first", src / "with-marker")  # what this version writes
+    shutil.copytree(tmp_path / "first", src / "old", ignore=shutil.ignore_patterns(".ganforge-dataset"))
+    shutil.copytree(tmp_path / "first", src / "deeper" / ".out.k3j_9xq2.tmp")  # a killed run's temporary folder
+    solid(src / "deeper" / "40.png", colour=BLUE, size=(4, 4))
+    data = prepare([src], opts(resolution=4))
+    assert len(data.files) == 41 and data.ignored == []
+    assert [folder for folder, _ in data.in_datasets] == [
+        str(src / "old"), str(src / "with-marker"), str(src / "deeper" / ".out.k3j_9xq2.tmp")
+    ]  # fmt: skip
+    assert data.summary()["in_datasets"] == 41 + 42 + 42  # 40 images, dataset.json and (not in "old") the marker
+
+    # A folder that merely has a dataset.json, or images named like ours without one, is a user's: read it.
+    solid(src / "mine" / "00000" / "img00000000.png", colour=GREEN, size=(4, 4))
+    (src / "notes").mkdir()
+    (src / "notes" / "dataset.json").write_text("{}")
+    solid(src / "notes" / "a.png", colour=GREEN, size=(4, 4))
+    assert len(prepare([src], opts(resolution=4, folder_labels=False)).files) == 43
+
+    # A source that is itself a dataset is read as usual (re-preparing at another size).
+    again = prepare([tmp_path / "first"], opts(resolution=8))
+    assert len(again.files) == 40 and again.in_datasets == []
+
+
+def test_a_source_holding_only_an_earlier_dataset_says_so(tmp_path):
+    from helpers import make_archive
+
+    make_archive(tmp_path / "src" / "old", n=3, res=4)
+    with pytest.raises(DataError, match=r"outside the ganforge datasets inside it \(.*old\); point at the folder"):
+        prepare([tmp_path / "src"], opts())

@@ -15,6 +15,12 @@ Rules a user may need to know (the CLI help repeats them):
 - Only .png .jpg .jpeg .gif .webp .bmp .tif .tiff files are read; other files (notes, .DS_Store,
   Thumbs.db, ...) and hidden files or folders (names starting with '.', macOS `__MACOSX/` debris) are
   counted as *ignored*, listed in the report, and otherwise left alone.
+- Sub-folders of a source folder that are datasets ganforge wrote (a `.ganforge-dataset` marker, or
+  older ones: `dataset.json` beside `00000/img00000000.png`), and the hidden temporary folders it
+  writes while preparing, are not read: their images are copies. The summary and the report say so.
+  A source folder that is itself a dataset is read as usual (re-preparing at another size).
+- The destination must lie outside every source (and the labels file): one that is, contains or sits
+  inside one, after resolving symlinks and `..`, is refused before anything is read or written.
 - The *root* of a folder or zip source is the deepest folder that holds all its images, so a zip that
   wraps everything in one top folder behaves like that folder.
 - Sub-folder labels: when no labels file is given and images sit in two or more first-level
@@ -55,7 +61,14 @@ import numpy as np
 from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
-from .archive import IMAGE_EXTENSIONS, ArchiveData, write_archive
+from .archive import (
+    _TEMP,
+    IMAGE_EXTENSIONS,
+    ArchiveData,
+    _check_replaceable,
+    _looks_like_dataset_folder,
+    write_archive,
+)
 
 FITS = ("pad", "crop", "stretch")
 FILTERS = {
@@ -121,6 +134,7 @@ class PreparedData:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
     ignored: list[str] = field(default_factory=list)  # non-image and hidden files, left alone
+    in_datasets: list[tuple[str, int]] = field(default_factory=list)  # (folder, files): earlier outputs, not read
     resolution: int = 0
     dest: Path | None = None  # set by prepare_to
     report: Path | None = None  # set by prepare_to
@@ -131,6 +145,7 @@ class PreparedData:
             "skipped": len(self.skipped),
             "duplicates": len(self.duplicates),
             "ignored": len(self.ignored),
+            "in_datasets": sum(n for _, n in self.in_datasets),
             "classes": len(self.class_names) if self.labels is not None else 0,
             "resolution": self.resolution,
             "channels": int(self.images.shape[3]) if self.images.ndim == 4 else 0,
@@ -168,6 +183,7 @@ class _Item:
 class _Scan:
     items: list[_Item] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    in_datasets: list[tuple[str, int]] = field(default_factory=list)  # (folder, files) left out: ganforge's outputs
     looked_at: int = 0  # files seen, images or not
 
 
@@ -196,9 +212,22 @@ def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
     seen_before = scan.looked_at
     top = os.path.abspath(root)
     for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in exclude)
         reldir = os.path.relpath(dirpath, top)
         relparts = () if reldir == "." else tuple(reldir.split(os.sep))
+        keep = []
+        for d in sorted(dirnames):
+            full = os.path.join(dirpath, d)
+            if full in exclude:
+                continue
+            if _TEMP.fullmatch(d) or _looks_like_dataset_folder(full):
+                # An earlier output (or one being written): its images are copies, so reading them would
+                # count every source image twice.
+                n = sum(len(files) for _, _, files in os.walk(full))
+                scan.looked_at += n
+                scan.in_datasets.append((os.path.join(root, *relparts, d), n))
+            else:
+                keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
             if full in exclude:
@@ -609,6 +638,11 @@ def _plural(n: int, noun: str) -> str:
 
 def _no_images_error(sources: Sequence[str | os.PathLike], scan: _Scan, skipped: list[tuple[str, str]]) -> DataError:
     where = ", ".join(str(s) for s in sources)
+    if not scan.items and scan.in_datasets:
+        return DataError(
+            f"no image files in {where} outside the ganforge datasets inside it ({scan.in_datasets[0][0]}); "
+            "point at the folder that holds the original images"
+        )
     if not scan.items:
         shown = ", ".join(Path(f).name for f in scan.ignored[:3])
         return DataError(
@@ -721,6 +755,7 @@ def prepare(
         skipped=skipped,
         duplicates=duplicates,
         ignored=scan.ignored,
+        in_datasets=scan.in_datasets,
         resolution=resolution,
     )
 
@@ -736,27 +771,95 @@ def default_report_path(dest: str | os.PathLike) -> Path:
     return dest.with_name(f"{stem}-report.csv")
 
 
+def _same_or_inside(inner: Path, outer: Path) -> bool:
+    """True when `inner` is `outer` or lies inside it, after resolving symlinks and `..`. Also compares
+    (device, inode) up `inner`'s ancestors, which catches hard links, bind mounts and case-insensitive disks."""
+    inner_r, outer_r = Path(os.path.realpath(inner)), Path(os.path.realpath(outer))
+    if inner_r == outer_r or inner_r.is_relative_to(outer_r):
+        return True
+    try:
+        target = os.stat(outer_r)
+    except OSError:
+        return False
+    if not target.st_ino:  # file systems without inode numbers: the paths said it all
+        return False
+    node = inner_r
+    while True:
+        try:
+            st = os.stat(node)
+            if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                return True
+        except OSError:
+            pass  # a part of dest that does not exist yet
+        if node.parent == node:
+            return False
+        node = node.parent
+
+
+def _check_overlap(sources: Sequence[str | os.PathLike], dest: Path, report: Path, labels: str | None) -> None:
+    """Refuse a destination or report that is, holds, or lies inside an input: replacing it would delete
+    the images being prepared (and whatever else sits beside them)."""
+    inputs = [(Path(src).expanduser(), "source") for src in sources]
+    if labels is not None:
+        inputs.append((Path(labels).expanduser(), "labels file"))
+    for path, what in inputs:
+        if not path.exists():
+            continue  # the scan (or the labels reader) names it
+        inside, holds = _same_or_inside(dest, path), _same_or_inside(path, dest)
+        if inside or holds:
+            relation = "is" if inside and holds else "is inside" if inside else "contains"
+            raise DataError(
+                f"destination {dest} {relation} the {what} {path}; ganforge will not write over its input: "
+                f"choose a destination outside {path}"
+            )
+        if _same_or_inside(report, path) and _same_or_inside(path, report):
+            raise DataError(f"report {report} is the {what} {path}; pass --report with another path")
+    if _same_or_inside(report, dest):
+        raise DataError(f"report {report} is inside the destination {dest}; pass --report with a path outside it")
+
+
 def _check_dest(dest: Path, overwrite: bool) -> None:
-    """Fail before reading thousands of images if the result could not be written anyway."""
+    """Fail before reading thousands of images if the result could not, or must not, be written."""
     if dest.suffix.lower() in IMAGE_EXTENSIONS:
         raise DataError(
             f"destination {dest} looks like an image file; the last argument is where the dataset goes: "
             "give a name ending in .zip or a folder name"
         )
     if dest.exists():
-        if not overwrite:
-            raise DataError(f"{dest} already exists: choose another destination or pass --overwrite")
         is_zip = dest.suffix.lower() == ".zip"
         if (is_zip and not dest.is_file()) or (not is_zip and not dest.is_dir()):
             kind = "folder" if dest.is_dir() else "file"
             raise DataError(
                 f"{dest} is a {kind}, which --overwrite will not replace; remove it or choose another destination"
             )
+        _check_replaceable(dest)  # before suggesting --overwrite: it only replaces what ganforge wrote
+        if not overwrite:
+            raise DataError(f"{dest} already exists: choose another destination or pass --overwrite")
     ancestor = dest.absolute().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
         raise DataError(f"cannot write to {ancestor}: permission denied or not a folder; choose a writable destination")
+
+
+_REPORT_HEADER = "file,status,reason"
+
+
+def _check_report(report: Path) -> None:
+    """The report replaces only an earlier report (its first line is ganforge's header), never a user's file."""
+    if report.is_dir():
+        raise DataError(f"report {report} is a folder; pass --report with a file path such as report.csv")
+    if report.exists():
+        try:
+            with open(report, encoding="utf-8", newline="") as f:
+                first = f.readline().strip()
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if first != _REPORT_HEADER:
+            raise DataError(
+                f"report {report} exists and is not a report ganforge wrote; refusing to replace it; "
+                "remove it yourself or pass --report with another path"
+            )
 
 
 def write_report(data: PreparedData, path: str | os.PathLike) -> Path:
@@ -767,10 +870,14 @@ def write_report(data: PreparedData, path: str | os.PathLike) -> Path:
     try:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
-            w.writerow(["file", "status", "reason"])
+            w.writerow(_REPORT_HEADER.split(","))
             w.writerows((file, "skipped", reason) for file, reason in data.skipped)
             w.writerows((file, "duplicate", f"same pixels as {kept}") for file, kept in data.duplicates)
             w.writerows((file, "ignored", "not an image file, or hidden") for file in data.ignored)
+            w.writerows(
+                (folder, "in-dataset", f"a dataset ganforge wrote ({_plural(n, 'file')}), inside the source; not read")
+                for folder, n in data.in_datasets
+            )
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -789,11 +896,20 @@ def prepare_to(
 ) -> PreparedData:
     """`prepare`, then write a StyleGAN2-ADA archive at `dest` (.zip or folder, atomically) and the
     per-file report (default: `DEST-report.csv` next to it). The destination is checked first, so a
-    typo costs no reading time."""
+    typo costs no reading time.
+
+    Nothing a user made is ever replaced: a `dest` that is, contains or lies inside a source (or the
+    labels file) is refused, after resolving symlinks and `..`; an existing `dest` is replaced only with
+    `overwrite` and only when ganforge wrote it (see `archive.write_archive`); an existing report only
+    when it is an earlier report. All of this is checked before any image is read."""
     opts.validate()
     dest = Path(dest).expanduser()
-    _check_dest(dest, overwrite)
     report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    _check_overlap(sources, dest, report, opts.labels)
+    _check_dest(dest, overwrite)
+    _check_report(report)
     data = prepare(sources, opts, progress=progress, exclude=[dest, report])
     try:
         write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite)
