@@ -27,7 +27,7 @@ from torch import nn
 from ganforge.config import TrainConfig
 from ganforge.data import load_dataset
 from ganforge.data.dataset import BatchSampler
-from ganforge.training.device import cpu_has_native_bf16, precision_name, select_device, select_precision
+from ganforge.device import cpu_has_native_bf16, precision_name, select_device, select_precision
 from ganforge.training.loop import train
 
 NZ, NGF, NDF, NC, RES, BATCH = 100, 64, 64, 3, 64, 64

@@ -109,8 +109,8 @@ def eval_cmd(
     The result is printed as a table, appended to the run's metrics.jsonl (for a RUN) and written with --json.
     Every number is labelled with what it was computed with, e.g. fid50k[inception-2015-12-05].
     """
+    from .device import select_device
     from .metrics import Evaluator, generator_from_model, parse_metrics
-    from .training.device import select_device
 
     if train_data is not None:
         if run or real_src or fake_src:

@@ -151,8 +151,8 @@ def generate(run: str, seeds: str, grid: bool, out: str | None, checkpoint: str,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(run: str, as_json: bool) -> None:
     """Describe a trained RUN: family, data, steps, last losses and checkpoints."""
+    from . import checkpoint as ckpt
     from .sample.model import find_run
-    from .training import checkpoint as ckpt
 
     run_dir = find_run(run)
     cfg = TrainConfig.load(run_dir / "config.json")

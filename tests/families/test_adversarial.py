@@ -70,7 +70,13 @@ def test_real_grad_penalty_sees_a_differentiable_input():
         seen["norm"] = g.square().sum().item()
         return g.square().sum(1).mean(), {"r1": seen["norm"]}
 
-    objective = Objective(d_loss=standard("hinge").d_loss, g_loss=standard("hinge").g_loss, penalty=penalty, real_grad=True, report="score")
+    objective = Objective(
+        d_loss=standard("hinge").d_loss,
+        g_loss=standard("hinge").g_loss,
+        penalty=penalty,
+        real_grad=True,
+        report="score",
+    )
     logs = adversarial_step(G, D, opts, ctx, [(torch.randn(8, 2), None)], 3, objective)
     assert logs["r1"] == seen["norm"] > 0
 

@@ -1,9 +1,22 @@
 from __future__ import annotations
 
 import pytest
-from contract import check_family_contract
+from contract import NoiseFamilyContract, check_family_contract
 
 TINY = {"ngf": 8, "ndf": 8, "nz": 8}
+
+
+class TestDCGANContract(NoiseFamilyContract):
+    model = "dcgan"
+    settings = TINY
+    data = "tiny_data"
+
+
+class TestConditionalDCGANContract(NoiseFamilyContract):
+    model = "dcgan"
+    settings = TINY
+    data = "tiny_labelled_data"
+    cond = True
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "hinge", "lsgan", "wgan-gp"])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from contract import check_family_contract
+from contract import NoiseFamilyContract, check_family_contract
 
 from ganforge.errors import ConfigError
 from ganforge.families.base import DataSpec
@@ -11,6 +11,18 @@ from ganforge.training.loop import train
 from helpers import tiny_config
 
 TINY = {"nz": 8, "g_width": 16, "g_layers": 2, "d_width": 16, "d_layers": 2, "maxout_pieces": 2}
+
+
+class TestGANContract(NoiseFamilyContract):
+    model = "gan"
+    settings = TINY
+    data = "tiny_data"
+
+
+class TestGANPointsContract(NoiseFamilyContract):
+    model = "gan"
+    settings = {"g_width": 16, "d_width": 16}
+    data = "ring8"
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "hinge", "lsgan"])
@@ -41,20 +53,31 @@ def test_gan_points(tmp_path):
 
 
 def test_gan_pack_and_r1(tmp_path):
-    check_family_contract(tmp_path, "grid25", "gan", {"g_width": 16, "d_width": 16, "pack": 4, "r1": 1.0, "d_act": "lrelu"})
+    check_family_contract(
+        tmp_path, "grid25", "gan", {"g_width": 16, "d_width": 16, "pack": 4, "r1": 1.0, "d_act": "lrelu"}
+    )
 
 
 def test_auto_settings_follow_the_data_kind():
     img = resolve(GANConfig(), DataSpec(kind="image", resolution=28, channels=1))
     pts = resolve(GANConfig(), DataSpec(kind="points", dim=2))
     assert (img.nz, img.g_width, img.d_width, img.g_norm) == (100, 1200, 240, "none")  # Goodfellow et al. 2014
-    assert (pts.nz, pts.g_width, pts.g_layers, pts.d_width, pts.d_layers, pts.g_norm) == (2, 400, 4, 200, 3, "batch")  # PacGAN
+    assert (pts.nz, pts.g_width, pts.g_layers, pts.d_width, pts.d_layers, pts.g_norm) == (
+        2,
+        400,
+        4,
+        200,
+        3,
+        "batch",
+    )  # PacGAN
     assert resolve(GANConfig(nz=7), DataSpec(kind="points")).nz == 7
 
 
 def test_packing_needs_whole_packs(tmp_path):
     with pytest.raises(ConfigError, match="smaller than pack"):
-        train(tiny_config(tmp_path, "ring8", model="gan", family={"pack": 16, "g_width": 8, "d_width": 8}), progress=False)
+        train(
+            tiny_config(tmp_path, "ring8", model="gan", family={"pack": 16, "g_width": 8, "d_width": 8}), progress=False
+        )
 
 
 def test_packed_discriminator_judges_groups():

@@ -2,12 +2,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from contract import check_family_contract
+from contract import NoiseFamilyContract, check_family_contract
 
 from ganforge.families.base import DataSpec
 from ganforge.families.sngan import SNGAN, SNGANConfig
 
 TINY = {"ngf": 4, "ndf": 4, "nz": 8}
+
+
+class TestSNGANContract(NoiseFamilyContract):
+    model = "sngan"
+    settings = TINY
+    data = "tiny_data"
+
+
+class TestConditionalSNGANContract(NoiseFamilyContract):
+    model = "sngan"
+    settings = TINY
+    data = "tiny_labelled_data"
+    cond = True
 
 
 @pytest.mark.parametrize("loss", ["hinge", "nonsaturating"])
@@ -22,7 +35,9 @@ def test_sngan_resolution_8(tmp_path, tiny_data):
 
 def test_sngan_conditional(tmp_path, tiny_labelled_data):
     _, model = check_family_contract(tmp_path, tiny_labelled_data, "sngan", TINY, cond=True)
-    assert not torch.allclose(model.generate([3], label=0, output="tensor"), model.generate([3], label=2, output="tensor"))
+    assert not torch.allclose(
+        model.generate([3], label=0, output="tensor"), model.generate([3], label=2, output="tensor")
+    )
 
 
 def test_sngan_points(tmp_path):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from contract import check_family_contract
+from contract import NoiseFamilyContract, check_family_contract
 
 from ganforge.errors import ConfigError
 from ganforge.families.vae import kl_to_prior
@@ -10,6 +10,19 @@ from ganforge.training.loop import train
 from helpers import tiny_config
 
 TINY = {"nz": 4, "nf": 4}
+
+
+class TestVAEContract(NoiseFamilyContract):
+    model = "vae"
+    settings = TINY
+    data = "tiny_data"
+
+
+class TestConditionalVAEContract(NoiseFamilyContract):
+    model = "vae"
+    settings = TINY
+    data = "tiny_labelled_data"
+    cond = True
 
 
 def test_vae_contract(tmp_path, tiny_data):
@@ -38,7 +51,10 @@ def test_conditional_vae(tmp_path, tiny_labelled_data):
 
 
 def test_beta_and_gaussian_likelihood(tmp_path, tiny_data):
-    res = train(tiny_config(tmp_path, tiny_data, model="vae", family={**TINY, "beta": 4.0, "recon": "gaussian"}, steps=2), progress=False)
+    res = train(
+        tiny_config(tmp_path, tiny_data, model="vae", family={**TINY, "beta": 4.0, "recon": "gaussian"}, steps=2),
+        progress=False,
+    )
     last = res.last
     assert last["loss"] == pytest.approx(last["loss_rec"] + 4.0 * last["loss_kl"], rel=1e-3)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from contract import check_family_contract
+from contract import NoiseFamilyContract, check_family_contract
 
 from ganforge.errors import ConfigError
 from ganforge.families.base import DataSpec, StepContext
@@ -13,6 +13,12 @@ from helpers import tiny_config
 TINY = {"ngf": 8, "ndf": 8, "nz": 8}
 
 
+class TestWGANGPContract(NoiseFamilyContract):
+    model = "wgan-gp"
+    settings = TINY
+    data = "tiny_data"
+
+
 def test_wgan_gp_contract_images(tmp_path, tiny_data):
     res, _ = check_family_contract(tmp_path, tiny_data, "wgan-gp", TINY, expect_shape=(3, 16, 16))
     assert {"loss_D", "loss_G", "gp", "score_real", "score_fake", "grad_D", "grad_G"} <= set(res.last)
@@ -20,7 +26,9 @@ def test_wgan_gp_contract_images(tmp_path, tiny_data):
 
 def test_wgan_gp_conditional(tmp_path, tiny_labelled_data):
     _, model = check_family_contract(tmp_path, tiny_labelled_data, "wgan-gp", TINY, cond=True)
-    assert not torch.allclose(model.generate([3], label=0, output="tensor"), model.generate([3], label=1, output="tensor"))
+    assert not torch.allclose(
+        model.generate([3], label=0, output="tensor"), model.generate([3], label=1, output="tensor")
+    )
 
 
 def test_wgan_gp_points(tmp_path):
@@ -29,7 +37,13 @@ def test_wgan_gp_points(tmp_path):
 
 def test_paper_defaults():
     cfg = WGANGPConfig()
-    assert (cfg.gp_weight, cfg.n_critic, cfg.lr, cfg.beta1, cfg.beta2) == (10.0, 5, 1e-4, 0.0, 0.9)  # Gulrajani et al. 2017
+    assert (cfg.gp_weight, cfg.n_critic, cfg.lr, cfg.beta1, cfg.beta2) == (
+        10.0,
+        5,
+        1e-4,
+        0.0,
+        0.9,
+    )  # Gulrajani et al. 2017
 
 
 def test_each_critic_iteration_gets_its_own_reals():

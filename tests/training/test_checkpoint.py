@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.training import checkpoint as ckpt
+from ganforge import checkpoint as ckpt
 
 
 def _nets():

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from ganforge.errors import ConfigError
-from ganforge.training import checkpoint as ckpt
+from ganforge import checkpoint as ckpt
 from ganforge.training.loop import train
 from helpers import tiny_config
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from ganforge.training import checkpoint as ckpt
+from ganforge import checkpoint as ckpt
 from ganforge.training.loop import train
 from helpers import tiny_config
 

@@ -86,7 +86,7 @@ def adversarial_step(
             logs.update(values)
         opts["D"].zero_grad(set_to_none=True)
         ctx.backward(loss_d)
-        logs["grad_D"] = losses.grad_norm(D)
+        logs["grad_D"] = ctx.grad_norm(D, opts["D"])
         ctx.step(opts["D"])
 
     _trainable(D, False)
@@ -103,7 +103,7 @@ def adversarial_step(
         logs["ms_ratio"] = ratio.item()
     opts["G"].zero_grad(set_to_none=True)
     ctx.backward(loss_g)
-    logs["grad_G"] = losses.grad_norm(G)
+    logs["grad_G"] = ctx.grad_norm(G, opts["G"])
     ctx.step(opts["G"])
     _trainable(D, True)
 

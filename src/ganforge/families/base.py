@@ -1,78 +1,79 @@
 """The one interface every model family implements.
 
-A family owns its networks and its optimisation step; the training loop owns everything else
-(data, device, precision, EMA, checkpoints, logging, sampling grids, evaluation). Images cross this
-boundary as float tensors in [-1, 1], NCHW; 2-D point data as float tensors (N, D).
+A family owns its networks and its optimisation step; the training loop owns everything else (data,
+device, precision, EMA, checkpoints, logging, previews, evaluation), and the inference path (`Model`,
+`sample/`) owns generation. Images cross these boundaries as float tensors in [-1, 1], NCHW; 2-D point
+data as float tensors (N, D). The shared vocabulary (`DataSpec`, `Batch`, `Capabilities`, requests)
+lives in `ganforge.spec`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..spec import Batch, Capabilities, DataSpec, ImageRequest, NoiseRequest, Request
+
+__all__ = ["Batch", "Capabilities", "DataSpec", "Family", "StepContext"]
 
 
-@dataclass
-class DataSpec:
-    """What a family needs to know about its data to build networks."""
-
-    kind: str = "image"  # "image" (NCHW in [-1, 1]) or "points" (N, dim)
-    resolution: int = 32  # image height == width, in pixels
-    channels: int = 3  # 1 (grayscale) or 3 (RGB)
-    num_classes: int = 0  # 0 for unlabelled data
-    class_names: list[str] = field(default_factory=list)  # one name per class index
-    dim: int = 2  # dimensionality of point data (kind == "points")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-
-@dataclass
 class StepContext:
-    """What the loop hands to `train_step`: device, precision and gradient helpers.
+    """What a family's `train_step` gets from the loop: the device, precision and (for distributed runs)
+    the process group, behind a few calls. Families call `ctx.backward(loss)` (not `loss.backward()`),
+    `ctx.step(opt)` and `ctx.grad_norm(net, opt)`, so fp16 loss scaling and DDP need no family code.
 
-    The loop runs `train_step` inside the autocast region; families call `ctx.backward(loss)` (not
-    `loss.backward()`) and `ctx.step(opt)` so that fp16 loss scaling works without family code.
+    This base class is the plain single-device, full-precision context (handy in tests); the training
+    loop hands families a `training.engine.Engine`, which adds autocast, loss scaling and the hooks
+    distributed training needs.
     """
 
-    device: torch.device
-    scaler: torch.amp.GradScaler | None = None
-    amp_dtype: torch.dtype | None = None  # None: full precision
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.amp_dtype: torch.dtype | None = None  # None: full precision
+        self.rank, self.world_size = 0, 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files (rank 0)."""
+        return self.rank == 0
 
     def backward(self, loss: torch.Tensor, **kw: Any) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward(**kw)
+        loss.backward(**kw)
 
     def step(self, opt: torch.optim.Optimizer) -> None:
-        if self.scaler is not None:
-            self.scaler.step(opt)
-        else:
-            opt.step()
+        opt.step()
 
-    def update(self) -> None:
-        """Called by the loop once per train_step (updates the fp16 loss scale)."""
-        if self.scaler is not None:
-            self.scaler.update()
+    def grad_norm(self, module: nn.Module, opt: torch.optim.Optimizer | None = None) -> float:
+        """L2 norm of `module`'s gradients, as they will be applied (unscaled under fp16 loss scaling).
+        NaN when they are not finite (an fp16 overflow: the engine then skips that optimizer step)."""
+        from ..losses import grad_norm
+
+        return grad_norm(module)
+
+    def reduce(self, value: torch.Tensor, op: str = "mean") -> torch.Tensor:
+        """`value` combined over all processes ("mean" or "sum"); itself on one device."""
+        return value
+
+    @contextlib.contextmanager
+    def no_sync(self, *modules: nn.Module) -> Iterator[None]:
+        """Skip gradient synchronisation inside (gradient accumulation under DDP); nothing on one device."""
+        yield
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """The loop's mixed precision (none here)."""
+        yield
 
     @contextlib.contextmanager
     def full_precision(self) -> Iterator[None]:
         """Disable autocast for numerically delicate code (gradient penalties, small matrices)."""
         with torch.autocast(self.device.type, enabled=False):
             yield
-
-
-Batch = dict[str, torch.Tensor]  # "image" (B,C,H,W) in [-1,1], "label" (B,) long, "points" (B,D)
 
 
 class Family:
@@ -84,10 +85,12 @@ class Family:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
-    # What the family's `sample` consumes: "noise" (latent vectors, addressed by seed).
-    task: ClassVar[str] = "noise"
-    # Which data kinds the family can model.
+    # Which data kinds (spec.DATA_KINDS) the family can model; the first is the one it asks a dataset for.
     data_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    # What the trained model can do; callers (CLI, Model, server) ask this instead of probing.
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    # Networks that generation needs (inference loads only these; EMA copies are loaded in their place).
+    generator_nets: ClassVar[tuple[str, ...]] = ("G",)
     # Generator -> EMA copy. The loop creates, updates, checkpoints and samples from the copies.
     ema: ClassVar[dict[str, str]] = {"G": "G_ema"}
     # Loop settings this family prefers (e.g. a larger batch for point data), used unless given.
@@ -100,19 +103,34 @@ class Family:
     def check(self, cfg: Any, spec: DataSpec) -> None:
         """Raise ConfigError when this family cannot model data of this shape with this config."""
         if spec.kind not in self.data_kinds:
+            hint = ""
+            if {"paired", "unpaired"} & set(self.data_kinds):
+                hint = " (a folder with two sub-folders such as trainA/ and trainB/, or side-by-side A|B images)"
             raise ConfigError(
                 f"model '{self.name}' cannot train on {spec.kind} data; use one of: "
-                f"{', '.join(self.data_kinds)} data, or another --model"
+                f"{', '.join(self.data_kinds)} data{hint}, or another --model"
             )
 
+    def data_options(self, cfg: Any) -> dict[str, Any]:
+        """How to make this family's kind of data from a plain image dataset (e.g. a super-resolution
+        family's scale and crop size); see `data.dataset.as_kind`."""
+        return {}
+
     def latent_shape(self, cfg: Any, spec: DataSpec) -> tuple[int, ...]:
-        """Shape of one latent sample (without the batch dimension)."""
+        """Shape of one latent sample (without the batch dimension), for noise-input families."""
         raise NotImplementedError
 
     # ---- networks and optimisation -------------------------------------------------------------
     def build(self, cfg: Any, spec: DataSpec) -> nn.ModuleDict:
-        """Build the networks ("G", "D", ...). The loop adds the EMA copies named in `ema`."""
+        """Build the networks ("G", "D", ...). The loop adds the EMA copies named in `ema`.
+
+        Must remember what `generate` needs (e.g. `self.cfg`, `self.spec`): inference calls `build`
+        and then `generate` on the same instance."""
         raise NotImplementedError
+
+    def setup_training(self, nets: nn.ModuleDict, cfg: Any, spec: DataSpec, device: torch.device) -> None:
+        """Training-only helpers that are neither trained nor checkpointed nor built at inference
+        (a frozen VGG for a perceptual loss, an augmentation pipeline). Called once by the loop."""
 
     def optimizers(self, nets: nn.ModuleDict, cfg: Any) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
@@ -127,11 +145,57 @@ class Family:
         """
         raise NotImplementedError
 
+    # ---- generation ----------------------------------------------------------------------------
+    def generate(self, nets: nn.ModuleDict, request: Request) -> torch.Tensor:
+        """The one entry point of generation: samples (images in [-1, 1], or points) for a request.
+
+        Checks the request against `capabilities` and dispatches to `sample` (noise) or `translate`
+        (images). Families with more to offer (truncation, W space) override it."""
+        caps = self.capabilities
+        if isinstance(request, NoiseRequest):
+            if caps.inputs != "noise":
+                raise ConfigError(f"model '{self.name}' translates images; give it images, not seeds")
+            if request.truncation != 1.0 and not caps.truncation:
+                raise ConfigError(f"model '{self.name}' has no truncation trick; drop --trunc")
+            if request.noise_mode != "const" and request.noise_mode not in caps.noise_modes:
+                raise ConfigError(f"model '{self.name}' has no per-pixel noise; drop --noise-mode")
+            if request.w is not None and not caps.style_mixing:
+                raise ConfigError(f"model '{self.name}' has no W space")
+            return self.sample(nets, request.z, request.labels)
+        if isinstance(request, ImageRequest):
+            if caps.inputs != "image":
+                raise ConfigError(f"model '{self.name}' generates from noise; it does not take input images")
+            if caps.directions and request.direction not in caps.directions:
+                raise ConfigError(
+                    f"model '{self.name}' translates {', '.join(caps.directions)}, not {request.direction}"
+                )
+            return self.translate(nets, request)
+        raise TypeError(f"unknown request type {type(request).__name__}")
+
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Map latents (and labels, for conditional models) to samples: images in [-1, 1] or points."""
+        """Noise families: map latents (and labels, for conditional models) to images in [-1, 1] or points."""
         raise NotImplementedError
 
-    # ---- extra state (checkpointed as JSON, e.g. ADA's p or an image pool's fill) --------------
+    def translate(self, nets: nn.ModuleDict, request: ImageRequest) -> torch.Tensor:
+        """Image-input families: translate `request.images` (in [-1, 1]) to output images in [-1, 1]."""
+        raise NotImplementedError
+
+    def encode(
+        self, nets: nn.ModuleDict, images: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Families with `capabilities.encode`: posterior mean and log-variance of images in [-1, 1]."""
+        raise NotImplementedError
+
+    def preview_rows(self, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
+        """Image-input families: the images a preview shows for fixed inputs, one tensor per column
+        (input | output | target by default); `generate` runs a request through the sampler."""
+        src = batch["source"] if "source" in batch else batch["A"]
+        rows = [src, generate(ImageRequest(src, direction=(self.capabilities.directions or ("AtoB",))[0]))]
+        if "target" in batch:
+            rows.append(batch["target"])
+        return rows
+
+    # ---- extra state (e.g. ADA's p or an image pool): JSON values, or tensors (saved in safetensors) --
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import losses
 from ..errors import ConfigError
-from .base import Batch, DataSpec, Family, StepContext
+from .base import Batch, Capabilities, DataSpec, Family, StepContext
 
 RECON_LOSSES = ("bernoulli", "gaussian")
 
@@ -114,6 +113,8 @@ class VAE(Family):
     name = "vae"
     Config = VAEConfig
     data_kinds = ("image",)
+    capabilities = Capabilities(encode=True)
+    generator_nets = ("G", "E")  # the encoder too: walks between real images need it
     ema: ClassVar[dict[str, str]] = {}
 
     def check(self, cfg: VAEConfig, spec: DataSpec) -> None:
@@ -152,7 +153,7 @@ class VAE(Family):
         loss = rec + cfg.beta * kl  # negative ELBO (beta = 1), per image
         opts["VAE"].zero_grad(set_to_none=True)
         ctx.backward(loss)
-        grad = losses.grad_norm(nets["E"]) ** 2 + losses.grad_norm(nets["G"]) ** 2
+        grad = ctx.grad_norm(nets["E"], opts["VAE"]) ** 2 + ctx.grad_norm(nets["G"], opts["VAE"]) ** 2
         ctx.step(opts["VAE"])
         return {"loss": loss.item(), "loss_rec": rec.item(), "loss_kl": kl.item(), "grad": grad**0.5}
 

@@ -125,8 +125,7 @@ def image_walk(
     """Images (S, T, C, H, W) along a walk between the encodings (posterior means) of real images.
 
     Needs a model that can encode (the VAE)."""
-    encode = getattr(model.family, "encode", None)
-    if encode is None:
+    if not model.capabilities.encode:
         raise ConfigError(
             f"model '{model.family.name}' cannot encode images, so it cannot walk between real ones; "
             "use --seeds, or train a --model vae"
@@ -136,7 +135,7 @@ def image_walk(
     x = torch.cat([load_image(p, model.spec.channels, model.spec.resolution) for p in images]).to(model.device)
     lab = _labels(model, x.shape[0], label, 0)
     with torch.no_grad():
-        mu, _ = encode(model.nets, x, lab.to(model.device) if lab is not None else None)
+        mu, _ = model.family.encode(model.nets, x, lab.to(model.device) if lab is not None else None)
     keys = mu.cpu()
     return _decode_walk(model, walk(keys, frames, spherical=spherical, closed=closed, endpoints=endpoints), label, 0)
 

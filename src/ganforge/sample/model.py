@@ -1,60 +1,114 @@
-"""A trained model rebuilt from its run folder alone (config + safetensors), for generation."""
+"""A trained model rebuilt from its run folder alone (config + safetensors), for generation.
+
+Inference never imports `training/`: it rebuilds the networks generation needs (`Family.generator_nets`,
+read from their EMA copies by default), loads only their tensors, and generates through the one
+`Sampler` path.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from .. import checkpoint as ckpt
 from ..config import TrainConfig
-from ..errors import ConfigError
-from ..families.base import DataSpec, Family
-from ..training import checkpoint as ckpt
-from ..training.device import select_device
+from ..device import select_device
+from ..errors import ConfigError, DataError
+from ..families.base import Family
+from ..families.build import build_model
+from ..spec import Capabilities, DataSpec, ImageRequest, NoiseRequest
 from .grid import to_pil
 from .latents import labels_for_seeds, latents_for_seeds
+from .sampler import Sampler
+
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
-def find_run(run: str | os.PathLike) -> Path:
-    """A run folder given as a path, or as a name under ./runs."""
-    p = Path(run)
-    for cand in (p, Path("runs") / p):
+def find_run(run: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
+    """A run folder given as a path, or as a name under `runs_dir` (default: $GANFORGE_RUNS_DIR, else
+    ./runs, where `ganforge train` puts runs)."""
+    p = Path(run).expanduser()
+    base = Path(runs_dir or os.environ.get("GANFORGE_RUNS_DIR") or "runs").expanduser()
+    cands = [p] if p.is_absolute() or len(p.parts) > 1 else [p, base / p]
+    for cand in cands:
         if (cand / "config.json").exists() or (cand / "checkpoints").is_dir():
             return cand
-    raise ConfigError(f"no run at {p} (nor runs/{p}); give a run folder made by `ganforge train`")
+    tried = " nor ".join(str(c) for c in cands)
+    raise ConfigError(f"no run at {tried}; give a run folder made by `ganforge train`")
 
 
 class Model:
     """Generate with a trained model: `Model.load("runs/NAME").generate(seeds=[0, 1, 2])`."""
 
-    def __init__(self, family: Family, fam_cfg: Any, spec: DataSpec, nets: torch.nn.ModuleDict, meta: dict, run_dir: Path, device: torch.device):
+    def __init__(
+        self, family: Family, fam_cfg: Any, spec: DataSpec, nets: torch.nn.ModuleDict, meta: dict, run_dir: Path, device: torch.device
+    ):
         self.family, self.fam_cfg, self.spec, self.nets = family, fam_cfg, spec, nets
         self.meta, self.run_dir, self.device = meta, run_dir, device
         self.step = int(meta["step"])
         self.config = TrainConfig.from_dict(meta["config"])
+        shape = family.latent_shape(fam_cfg, spec) if family.capabilities.inputs == "noise" else ()
+        self.sampler = Sampler(family, nets, spec, shape, device)
 
     @classmethod
-    def load(cls, run: str | os.PathLike, *, checkpoint: str | int = "latest", device: str = "cpu") -> Model:
-        from ..training.loop import build_model
-
-        run_dir = find_run(run)
+    def load(
+        cls,
+        run: str | os.PathLike,
+        *,
+        checkpoint: str | int = "latest",
+        device: str = "cpu",
+        nets: str = "generator",
+        ema: bool = True,
+        runs_dir: str | os.PathLike | None = None,
+    ) -> Model:
+        """`nets="generator"` loads only what generation needs; "all" loads every network (e.g. to
+        inspect D). `ema=False` uses the raw generator weights instead of their moving average."""
+        if nets not in ("generator", "all"):
+            raise ValueError("nets must be 'generator' or 'all'")
+        run_dir = find_run(run, runs_dir)
         base = ckpt.resolve_checkpoint(run_dir, checkpoint)
         meta = ckpt.read_meta(base)
         cfg = TrainConfig.from_dict(meta["config"])
         spec = DataSpec.from_dict(meta["spec"])
         dev = select_device(device)
-        family, fam_cfg, nets = build_model(cfg, spec, dev)
-        ckpt.load_nets(nets, ckpt.load_tensors(base))
-        nets.eval().requires_grad_(False)
-        return cls(family, fam_cfg, spec, nets, meta, run_dir, dev)
+        if nets == "all":
+            family, fam_cfg, net_dict = build_model(cfg, spec, dev)
+            ckpt.load_nets(net_dict, ckpt.load_tensors(base))
+            if not ema:
+                for dst in family.ema.values():
+                    net_dict.pop(dst, None)
+        else:
+            from ..registry import get_family
+
+            names = get_family(cfg.model).generator_nets
+            family, fam_cfg, net_dict = build_model(cfg, spec, dev, only=names)
+            stored = ckpt.load_tensors(base, prefixes=("net/",))
+            have = {k.split("/")[1] for k in stored}
+            sources = {}
+            for name in net_dict:
+                copy_name = family.ema.get(name)
+                sources[name] = copy_name if ema and copy_name in have else name
+            ckpt.load_nets(net_dict, stored, sources=sources)
+        family.load_state_dict(ckpt.family_state(ckpt.load_tensors(base, prefixes=("family/",)), meta))
+        net_dict.eval().requires_grad_(False)
+        return cls(family, fam_cfg, spec, net_dict, meta, run_dir, dev)
+
+    # ---- what the model is ---------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.family.capabilities
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
-        return self.family.latent_shape(self.fam_cfg, self.spec)
+        return self.sampler.latent_shape
 
     @property
     def class_names(self) -> list[str]:
@@ -75,28 +129,133 @@ class Model:
             raise ConfigError(f"class {idx} out of range: this model has classes 0..{self.spec.num_classes - 1}")
         return idx
 
-    @torch.no_grad()
-    def sample_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None, batch: int = 64) -> torch.Tensor:
-        """Images (or points) for given latents, in batches; float in [-1, 1], on the CPU."""
-        outs = []
-        for i in range(0, z.shape[0], batch):
-            lab = labels[i : i + batch].to(self.device) if labels is not None else None
-            outs.append(self.family.sample(self.nets, z[i : i + batch].to(self.device), lab).float().cpu())
-        return torch.cat(outs)
+    # ---- noise -> images -----------------------------------------------------------------------
+    def sample_latents(
+        self,
+        z: torch.Tensor,
+        labels: torch.Tensor | Sequence[int] | None = None,
+        *,
+        trunc: float = 1.0,
+        noise_mode: str = "const",
+        batch: int = 64,
+    ) -> torch.Tensor:
+        """Samples for explicit latents z (N, *latent_shape) and class indices: float on the CPU, images
+        clamped to [-1, 1] by the family's output layer or by `generate`."""
+        self._need("noise")
+        lab = torch.as_tensor(labels, dtype=torch.long) if labels is not None else None
+        return self.sampler.run(NoiseRequest(z, lab, truncation=trunc, noise_mode=noise_mode), batch=batch)
 
     def generate(
-        self, seeds: Sequence[int], *, label: int | str | None = None, output: str = "pil", batch: int = 64
-    ) -> list[Image.Image] | torch.Tensor:
-        """One image per seed (same seed, same image). output="pil" gives PIL images, "tensor" a float
-        tensor (B, C, H, W) in [-1, 1]. For conditional models, `label` (index or class name) applies to
-        every seed; by default seed s gets class s % num_classes."""
+        self,
+        seeds: Sequence[int],
+        *,
+        label: int | str | None = None,
+        trunc: float = 1.0,
+        noise_mode: str = "const",
+        output: str = "pil",
+        batch: int = 64,
+    ) -> list[Image.Image] | list[bytes] | torch.Tensor:
+        """One image per seed (same seed, same image). output="pil" gives PIL images, "png" PNG bytes,
+        "tensor" a float tensor (B, C, H, W) in [-1, 1]. For conditional models, `label` (index or class
+        name) applies to every seed; by default seed s gets class s % num_classes."""
+        self._need("noise")
+        if output not in ("pil", "png", "tensor"):
+            raise ValueError("output must be 'pil', 'png' or 'tensor'")
         z = latents_for_seeds(seeds, self.latent_shape)
         labels = labels_for_seeds(seeds, self.spec.num_classes, self.label_index(label))
-        x = self.sample_latents(z, labels, batch=batch)
+        x = self.sampler.run(NoiseRequest(z, labels, truncation=trunc, noise_mode=noise_mode), batch=batch)
         if output == "tensor":
             return x
-        if output != "pil":
-            raise ValueError("output must be 'pil' or 'tensor'")
         if self.spec.kind != "image":
             raise ConfigError("this model generates points, not images: use output='tensor'")
-        return to_pil(x)
+        return _encode(x, output)
+
+    # ---- images -> images ----------------------------------------------------------------------
+    def translate(
+        self,
+        images: torch.Tensor | ImageInput | Sequence[ImageInput],
+        *,
+        direction: str = "AtoB",
+        output: str = "pil",
+        batch: int = 16,
+    ) -> list[Image.Image] | list[bytes] | torch.Tensor:
+        """Translate images with an image-input model (pix2pix, CycleGAN, super-resolution).
+
+        `images`: a float tensor (B, C, H, W) in [-1, 1], or one or a list of PIL images, uint8 arrays,
+        PNG/JPEG bytes or file paths (transparency flattened on white, converted to the model's
+        channels). Images are resized to the model's input size unless the family is fully
+        convolutional, in which case they keep their size (reflect-padded to the network's multiple and
+        cropped back)."""
+        self._need("image")
+        if output not in ("pil", "png", "tensor"):
+            raise ValueError("output must be 'pil', 'png' or 'tensor'")
+        if isinstance(images, torch.Tensor):
+            xs = [images]
+        else:
+            items = images if isinstance(images, (list, tuple)) else [images]
+            xs = [self._load_input(im) for im in items]
+        outs = []
+        for x in xs:  # images of different sizes go one size at a time
+            outs.append(self._translate_tensor(x, direction, batch))
+        if output == "tensor":
+            if len({tuple(o.shape[1:]) for o in outs}) > 1:
+                raise ConfigError("the images have different sizes; use output='pil' or translate them one at a time")
+            return torch.cat(outs)
+        return [img for o in outs for img in _encode(o, output)]
+
+    def _translate_tensor(self, x: torch.Tensor, direction: str, batch: int) -> torch.Tensor:
+        fam = self.family
+        h, w = x.shape[-2:]
+        if not getattr(fam, "fully_convolutional", False):
+            side = self.spec.source_resolution
+            if (h, w) != (side, side):
+                x = F.interpolate(x.float(), size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
+            return self.sampler.run(ImageRequest(x, direction=direction), batch=batch)
+        m = int(getattr(fam, "size_multiple", 1))
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        y = self.sampler.run(ImageRequest(x, direction=direction), batch=batch)
+        scale = y.shape[-1] / x.shape[-1]
+        return y[..., : round(h * scale), : round(w * scale)]
+
+    def _load_input(self, item: ImageInput) -> torch.Tensor:
+        """One image as (1, C, H, W) in [-1, 1] with the model's input channels."""
+        try:
+            if isinstance(item, Image.Image):
+                im = item
+            elif isinstance(item, np.ndarray):
+                im = Image.fromarray(item)
+            elif isinstance(item, (bytes, bytearray)):
+                im = Image.open(io.BytesIO(item))
+            else:
+                im = Image.open(item)
+            im.load()
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+            im = im.convert("L" if self.spec.source_channels == 1 else "RGB")
+        except (OSError, ValueError, TypeError) as exc:
+            raise DataError(f"cannot read input image {item if isinstance(item, (str, os.PathLike)) else type(item).__name__} ({exc})") from exc
+        arr = np.asarray(im, dtype=np.uint8)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
+
+    def _need(self, inputs: str) -> None:
+        if self.capabilities.inputs != inputs:
+            if inputs == "noise":
+                raise ConfigError(f"model '{self.family.name}' translates images: use translate(images), not seeds")
+            raise ConfigError(f"model '{self.family.name}' generates from seeds: use generate(seeds), not images")
+
+
+def _encode(x: torch.Tensor, output: str) -> list[Image.Image] | list[bytes]:
+    pil = to_pil(x)
+    if output == "pil":
+        return pil
+    out = []
+    for im in pil:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out

@@ -9,30 +9,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..config import TrainConfig
 from ..data.dataset import ImageDataset
 from ..errors import ConfigError
-from ..families.base import DataSpec, Family
-from ..sample.latents import labels_for_seeds, latents_for_seeds
+from ..sample.sampler import Sampler
 
 
 class PeriodicEvaluator:
     """Holds the real data's statistics across evaluations; generates `eval_num` images from seeds
     0..eval_num-1 each time, so that numbers are comparable over a run."""
 
-    def __init__(
-        self, cfg: TrainConfig, family: Family, spec: DataSpec, latent_shape: tuple[int, ...], device: torch.device, data: Any, run_dir: Path
-    ) -> None:
-        if spec.kind != "image" or not isinstance(data, ImageDataset):
-            raise ConfigError("periodic evaluation works on image data; drop --eval-every for point data")
+    def __init__(self, cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: Path) -> None:
+        if sampler.family.capabilities.inputs != "noise" or sampler.spec.kind != "image" or not isinstance(data, ImageDataset):
+            raise ConfigError("periodic evaluation works for models that generate images from noise; drop --eval-every")
         from ..metrics import Evaluator, parse_metrics, primary_key
 
-        self.cfg, self.family, self.spec, self.latent_shape, self.device = cfg, family, spec, latent_shape, device
+        self.cfg, self.sampler = cfg, sampler
         self.metrics = parse_metrics(cfg.eval_metrics)
         self.key = primary_key(self.metrics[0])
-        self.evaluator = Evaluator(data, metrics=self.metrics, extractor=cfg.eval_extractor, device=device, progress=False)
+        self.evaluator = Evaluator(data, metrics=self.metrics, extractor=cfg.eval_extractor, device=sampler.device, progress=False)
         self.best: float | None = None
         best_file = run_dir / "checkpoints" / "best.json"
         if best_file.exists():  # a resumed run keeps competing with its earlier best
@@ -41,17 +37,20 @@ class PeriodicEvaluator:
             except (json.JSONDecodeError, OSError):
                 self.best = None
 
-    def __call__(self, nets: nn.ModuleDict, step: int) -> dict[str, Any]:
+    def check(self) -> None:
+        """Load what evaluation needs (feature extractor weights) now, so that a missing file is an
+        error at start-up rather than at the first evaluation."""
+        with torch.random.fork_rng(devices=[]):
+            _ = self.evaluator.extractor
+
+    def __call__(self, step: int) -> dict[str, Any]:
         def generate(start: int, count: int) -> torch.Tensor:
-            seeds = range(start, start + count)
-            z = latents_for_seeds(seeds, self.latent_shape, self.device)
-            labels = labels_for_seeds(seeds, self.spec.num_classes, device=self.device)
-            with torch.no_grad():
-                return self.family.sample(nets, z, labels).float()
+            return self.sampler.seeds(range(start, start + count), batch=count, out_device=None)
 
         # Evaluation must not touch the training run's random streams (resume equality).
         np_state = np.random.get_state()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        device = self.sampler.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             res = self.evaluator(generate, num=self.cfg.eval_num)
         np.random.set_state(np_state)
         return res

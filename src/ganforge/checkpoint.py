@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .. import __version__
-from ..errors import ConfigError
+from . import __version__
+from .errors import ConfigError, GanforgeError
 
 FORMAT = "ganforge-checkpoint-1"
 
@@ -58,10 +59,20 @@ def save_checkpoint(
     nets: nn.ModuleDict,
     opts: dict[str, torch.optim.Optimizer],
     meta: dict[str, Any],
+    family_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write one checkpoint and point `latest.json` at it. Returns the JSON path."""
+    """Write one checkpoint and point `latest.json` at it. Returns the JSON path.
+
+    `family_state` (a family's extra state) goes to the JSON, except its tensors, which are stored in
+    the safetensors file as `family/<key>`."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
+    fam_json: dict[str, Any] = {}
+    for k, v in (family_state or {}).items():
+        if isinstance(v, torch.Tensor):
+            tensors[f"family/{k}"] = v.detach().to("cpu").contiguous().clone()
+        else:
+            fam_json[k] = v
     for name, net in nets.items():
         for k, t in net.state_dict().items():
             tensors[f"net/{name}/{k}"] = t.detach().to("cpu").contiguous().clone()
@@ -87,6 +98,7 @@ def save_checkpoint(
         "ganforge_version": __version__,
         "step": step,
         **meta,
+        "family_state": fam_json,
         "optimizers": opt_meta,
         "rng": {
             "python": [py_state[0], list(py_state[1]), py_state[2]],
@@ -95,9 +107,19 @@ def save_checkpoint(
     }
     base = ckpt_dir / ckpt_name(step)
     st_tmp = base.with_name(f".{base.name}.safetensors.tmp")
-    save_file(tensors, str(st_tmp), metadata={"format": FORMAT, "ganforge_version": __version__})
-    os.replace(st_tmp, base.with_suffix(".safetensors"))
-    _atomic_write_text(base.with_suffix(".json"), json.dumps(info))
+    try:
+        save_file(tensors, str(st_tmp), metadata={"format": FORMAT, "ganforge_version": __version__})
+        with open(st_tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(st_tmp, base.with_suffix(".safetensors"))
+        _atomic_write_text(base.with_suffix(".json"), json.dumps(info))
+    except Exception as exc:  # disk full, quota, I/O error: the previous checkpoint stays as it was
+        st_tmp.unlink(missing_ok=True)
+        base.with_name(f".{base.name}.json.tmp").unlink(missing_ok=True)
+        raise GanforgeError(
+            f"could not write checkpoint {base.name} in {ckpt_dir} ({exc}); the previous checkpoint is intact. "
+            "Free some disk space and continue with --resume"
+        ) from exc
     set_pointer(ckpt_dir, "latest", step)
     return base.with_suffix(".json")
 
@@ -156,22 +178,52 @@ def read_meta(base: Path) -> dict[str, Any]:
     return meta
 
 
-def load_tensors(base: Path) -> dict[str, torch.Tensor]:
+def load_tensors(base: Path, prefixes: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors, or only those whose names start with one of `prefixes` (read lazily:
+    inference reads a generator without touching the discriminator's or the optimizers' bytes)."""
+    path = str(base.with_suffix(".safetensors"))
     try:
-        return load_file(str(base.with_suffix(".safetensors")))
+        if prefixes is None:
+            return load_file(path)
+        out = {}
+        with safe_open(path, framework="pt") as f:
+            for k in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                if k.startswith(prefixes):
+                    out[k] = f.get_tensor(k)
+        return out
     except Exception as exc:  # safetensors raises several types for damaged files
         raise ConfigError(f"cannot read {base}.safetensors ({exc}); the file is damaged, pick another checkpoint") from exc
 
 
-def load_nets(nets: nn.ModuleDict, tensors: dict[str, torch.Tensor], *, only: set[str] | None = None) -> None:
+def load_nets(
+    nets: nn.ModuleDict, tensors: dict[str, torch.Tensor], *, only: set[str] | None = None, sources: dict[str, str] | None = None
+) -> None:
+    """Load network weights; `sources` maps a network to the stored one it is read from (e.g. the
+    generator from its EMA copy, for inference)."""
     for name, net in nets.items():
         if only is not None and name not in only:
             continue
-        prefix = f"net/{name}/"
+        stored = (sources or {}).get(name, name)
+        prefix = f"net/{stored}/"
         sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if not sd:
-            raise ConfigError(f"the checkpoint has no weights for network '{name}'")
-        net.load_state_dict(sd)
+            raise ConfigError(f"the checkpoint has no weights for network '{stored}'")
+        try:
+            net.load_state_dict(sd)
+        except RuntimeError as exc:  # missing/unexpected keys or a tensor of the wrong shape
+            first = str(exc).strip().splitlines()
+            detail = " ".join(line.strip() for line in first[:3])
+            raise ConfigError(
+                f"the checkpoint's weights for '{stored}' do not fit the network its config describes ({detail[:300]}); "
+                "the file is damaged or from another version"
+            ) from None
+
+
+def family_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """A family's extra state as saved: the JSON part and its tensors (`family/<key>`)."""
+    state = dict(meta.get("family_state", {}))
+    state.update({k[len("family/") :]: v for k, v in tensors.items() if k.startswith("family/")})
+    return state
 
 
 def load_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor], meta: dict) -> None:

@@ -1,0 +1,136 @@
+"""The vocabulary that data, families, training and inference share: what the data is (`DataSpec`), one
+batch of it (`Batch`), what a family can do (`Capabilities`) and what is asked of it (`NoiseRequest`,
+`ImageRequest`).
+
+This module sits below everything else (it imports only torch) so that `data/`, `families/`,
+`training/` and `sample/` can all use it without importing each other.
+
+Images are float tensors in [-1, 1], NCHW, everywhere in this vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+# The kinds of data a dataset can hold and a family can consume.
+#   image     labelled or unlabelled images                         Batch: image (B,C,H,W), label (B,)
+#   points    low-dimensional points (toy mixtures)                 Batch: points (B,D)
+#   paired    aligned source/target pairs (pix2pix)                 Batch: source, target
+#   unpaired  two domains with no correspondence (CycleGAN)         Batch: A, B (independent draws)
+#   superres  high-resolution crops with their degraded low-res     Batch: source (LR), target (HR)
+DATA_KINDS = ("image", "points", "paired", "unpaired", "superres")
+# Kinds whose families take an image in (`ImageRequest`) instead of noise.
+IMAGE_INPUT_KINDS = ("paired", "unpaired", "superres")
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class DataSpec:
+    """What a family needs to know about its data to build networks (saved with every checkpoint)."""
+
+    kind: str = "image"  # one of DATA_KINDS
+    resolution: int = 32  # output image height == width, in pixels (the target side for image inputs)
+    channels: int = 3  # output channels: 1 (grayscale) or 3 (RGB)
+    num_classes: int = 0  # 0 for unlabelled data
+    class_names: list[str] = field(default_factory=list)  # one name per class index
+    dim: int = 2  # dimensionality of point data (kind == "points")
+    in_resolution: int = 0  # input image side for image-input kinds (0: as `resolution`)
+    in_channels: int = 0  # input channels for image-input kinds (0: as `channels`)
+    domains: list[str] = field(default_factory=list)  # names of the two sides, e.g. ["edges", "photos"]
+
+    @property
+    def image_input(self) -> bool:
+        return self.kind in IMAGE_INPUT_KINDS
+
+    @property
+    def source_resolution(self) -> int:
+        return self.in_resolution or self.resolution
+
+    @property
+    def source_channels(self) -> int:
+        return self.in_channels or self.channels
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family's trained model can do, so callers ask instead of probing with `getattr`.
+
+    `conditional` is not here: a model is class-conditional when its `DataSpec.num_classes` > 0.
+    """
+
+    inputs: str = "noise"  # "noise": generates from latents addressed by seed; "image": translates images
+    truncation: bool = False  # honours NoiseRequest.truncation != 1 (the truncation trick toward the mean w)
+    noise_modes: tuple[str, ...] = ()  # per-pixel noise modes it honours ("const", "random", "none")
+    style_mixing: bool = False  # has a W space with per-layer styles (mix, project)
+    encode: bool = False  # maps images to latents (`Family.encode`): walks between real images
+    directions: tuple[str, ...] = ()  # image-input models: the directions they translate ("AtoB", "BtoA")
+
+
+@dataclass
+class NoiseRequest:
+    """Images (or points) from latents. Build it with `sample.requests.noise_request(seeds, ...)` to address
+    images by seed; `z` and `labels` are then the seeds' own, whatever batch they are generated in."""
+
+    z: torch.Tensor  # (B, *latent_shape)
+    labels: torch.Tensor | None = None  # (B,) int64 class indices, for conditional models
+    truncation: float = 1.0  # psi: 1 = no truncation, 0 = the average image
+    noise_mode: str = "const"  # per-pixel noise for models that have it: const | random | none
+    w: torch.Tensor | None = None  # (B, num_ws, w_dim): W-space latents, used instead of z when given
+
+    def __len__(self) -> int:
+        return int(self.z.shape[0]) if self.w is None else int(self.w.shape[0])
+
+    def slice(self, start: int, stop: int) -> NoiseRequest:
+        return dataclasses.replace(
+            self,
+            z=self.z[start:stop],
+            labels=None if self.labels is None else self.labels[start:stop],
+            w=None if self.w is None else self.w[start:stop],
+        )
+
+    def to(self, device: torch.device | str) -> NoiseRequest:
+        return dataclasses.replace(
+            self,
+            z=self.z.to(device),
+            labels=None if self.labels is None else self.labels.to(device),
+            w=None if self.w is None else self.w.to(device),
+        )
+
+
+@dataclass
+class ImageRequest:
+    """Translate images: `images` (B, C, H, W) in [-1, 1] at the model's input size (or a multiple of the
+    network's stride, for fully convolutional models)."""
+
+    images: torch.Tensor
+    direction: str = "AtoB"  # for two-way models (CycleGAN); one-way models accept only their own
+    labels: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def slice(self, start: int, stop: int) -> ImageRequest:
+        return dataclasses.replace(
+            self, images=self.images[start:stop], labels=None if self.labels is None else self.labels[start:stop]
+        )
+
+    def to(self, device: torch.device | str) -> ImageRequest:
+        return dataclasses.replace(
+            self, images=self.images.to(device), labels=None if self.labels is None else self.labels.to(device)
+        )
+
+
+Request = NoiseRequest | ImageRequest

@@ -1,0 +1,131 @@
+"""The run folder: creating or resuming it, its metrics log, and checkpoints in and out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import checkpoint as ckpt
+from ..config import RESUMABLE_CHANGES, TrainConfig
+from ..errors import ConfigError
+
+
+def check_resume_config(saved: TrainConfig, requested: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """Merge a resumed run's saved config with options given now; refuse changes that would make the
+    resumed run a different experiment (model, data, batch, ...)."""
+    merged = dataclasses.replace(saved)
+    for key in sorted(explicit):
+        new, old = getattr(requested, key), getattr(saved, key)
+        if key == "family":
+            fam = dict(saved.family)
+            for k, v in new.items():
+                if k in fam and fam[k] != v:
+                    raise ConfigError(
+                        f"cannot resume: the run was trained with {k}={fam[k]}, not {v}; "
+                        "drop the setting or start a new run with --run NAME"
+                    )
+            continue
+        if new == old:
+            continue
+        if key not in RESUMABLE_CHANGES:
+            raise ConfigError(
+                f"cannot resume: the run was trained with {key}={old}, not {new}; "
+                "drop the option or start a new run with --run NAME"
+            )
+        setattr(merged, key, new)
+    return merged
+
+
+class RunFolder:
+    """`runs/<name>/`: config.json, checkpoints/, samples/, metrics.jsonl."""
+
+    def __init__(self, cfg: TrainConfig, *, resume: bool, explicit: set[str] | None, say) -> None:
+        self.dir = cfg.run_dir()
+        self.ckpt_dir = self.dir / "checkpoints"
+        self.samples = self.dir / "samples"
+        has_ckpt = self.ckpt_dir.exists() and bool(ckpt.list_checkpoints(self.ckpt_dir))
+        self.resuming = False
+        if resume:
+            if not (self.dir / "config.json").exists():
+                raise ConfigError(f"no run to resume at {self.dir}; drop --resume to start it")
+            saved = TrainConfig.load(self.dir / "config.json")
+            cfg = check_resume_config(saved, cfg, explicit if explicit is not None else set())
+            cfg.run, cfg.runs_dir = self.dir.name, str(self.dir.parent)
+            self.resuming = has_ckpt
+            if not has_ckpt:
+                say(f"note: {self.dir} has no checkpoint yet; starting it from step 0")
+        elif has_ckpt:
+            raise ConfigError(
+                f"run '{self.dir.name}' already exists in {self.dir.parent}; continue it with --resume "
+                "or start another with --run NEW_NAME"
+            )
+        elif (self.dir / "config.json").exists():
+            # A run that stopped before its first checkpoint has nothing to lose: start it again.
+            say(f"note: {self.dir} has no checkpoint; starting it again from step 0")
+        self.cfg = cfg
+        try:
+            self.samples.mkdir(parents=True, exist_ok=True)
+            self.ckpt_dir.mkdir(exist_ok=True)
+            probe = self.dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the run folder {self.dir} ({exc.strerror}); use --runs-dir on a writable disk"
+            ) from exc
+        self._metrics = None
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def load_latest(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        base = ckpt.resolve_checkpoint(self.dir, "latest")
+        return ckpt.read_meta(base), ckpt.load_tensors(base)
+
+    def save(self, step: int, nets: nn.ModuleDict, opts: dict, meta: dict[str, Any], family_state: dict[str, Any]) -> None:
+        ckpt.save_checkpoint(self.ckpt_dir, step, nets, opts, meta, family_state)
+        ckpt.prune(self.ckpt_dir, self.cfg.keep_ckpts)
+
+    def set_best(self, step: int, key: str, value: Any) -> None:
+        ckpt.set_pointer(self.ckpt_dir, "best", step, metric=key, value=value)
+
+    # ---- metrics.jsonl -------------------------------------------------------------------------
+    def open_metrics(self, resumed_step: int) -> None:
+        """Open metrics.jsonl for appending. Lines after the resumed step (written after the last
+        checkpoint by a run that was killed) are dropped, so no step is logged twice; a fresh run
+        starts an empty log."""
+        path = self.dir / "metrics.jsonl"
+        if path.exists():
+            keep: list[str] = []
+            if resumed_step > 0:
+                for line in path.read_text(errors="replace").splitlines():
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a torn last line from a hard kill
+                    if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= resumed_step:
+                        keep.append(line)
+            tmp = path.with_name(".metrics.jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+        self._metrics = open(path, "a")
+
+    def log(self, rec: dict[str, Any]) -> None:
+        assert self._metrics is not None
+        self._metrics.write(json.dumps(rec) + "\n")
+        self._metrics.flush()
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+
+    def save_config(self) -> None:
+        self.cfg.save(self.dir / "config.json")
+
+    def sample_path(self, step: int) -> Path:
+        return self.samples / f"grid-{step:06d}.png"
