@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.errors import ConfigError
 from ganforge import checkpoint as ckpt
+from ganforge.errors import ConfigError
 
 
 def _nets():

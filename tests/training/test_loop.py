@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganforge.errors import ConfigError
 from ganforge import checkpoint as ckpt
+from ganforge.errors import ConfigError
 from ganforge.training.loop import train
 from helpers import tiny_config
 
