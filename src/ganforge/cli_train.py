@@ -24,6 +24,21 @@ _LOOP_OPTIONS = [
 ]
 
 
+class _ModelChoice(click.Choice):
+    """The registered families, read when the command runs (so families registered later are choices)."""
+
+    def __init__(self) -> None:
+        super().__init__(family_names())
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        return family_names()
+
+    @choices.setter
+    def choices(self, value) -> None:  # noqa: ANN001 (click.Choice.__init__ assigns it)
+        pass
+
+
 def _families_epilog() -> str:
     from .registry import DESCRIPTIONS
 
@@ -33,7 +48,7 @@ def _families_epilog() -> str:
 
 @main.command(context_settings={"show_default": True}, epilog=_families_epilog())
 @click.option("--data", default=_D.data, help="Built-in dataset name, prepared archive, or folder/zip of images.")
-@click.option("--model", default=_D.model, type=click.Choice(family_names()), help="Model family.")
+@click.option("--model", default=_D.model, type=_ModelChoice(), help="Model family.")
 @click.option("--resolution", type=click.IntRange(4, 4096), default=None, help="Training resolution [default: the data's].")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="1 = grayscale, 3 = RGB [default: the data's].")
 @click.option("--steps", type=click.IntRange(1), default=_D.steps, help="Training steps.")
@@ -110,20 +125,21 @@ def train(ctx: click.Context, loss: str | None, resume: bool, overrides: tuple[s
 @click.option("--out", type=click.Path(), default=None, help="Output folder (or .png file with --grid) [default: RUN/generated].")
 @click.option("--checkpoint", default="latest", help="latest, best or a step number.")
 @click.option("--class", "label", default=None, help="Class index or name for conditional models [default: seed % classes].")
+@click.option("--trunc", type=float, default=1.0, help="Truncation psi (models with a W space): 1 = none, 0 = the average image.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", help="Per-pixel noise (models that have it).")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
-def generate(run: str, seeds: str, grid: bool, out: str | None, checkpoint: str, label: str | None, no_ema: bool, device: str) -> None:
+def generate(
+    run: str, seeds: str, grid: bool, out: str | None, checkpoint: str, label: str | None, trunc: float, noise_mode: str,
+    no_ema: bool, device: str,
+) -> None:
     """Generate images from a trained RUN (a run folder, or a name under ./runs). Same seed, same image."""
-    from .sample.grid import make_grid, render_points, save_png
+    from .sample.grid import make_grid, render_points, save_png, to_pil
     from .sample.model import Model
 
     seed_list = parse_seeds(seeds)
-    model = Model.load(run, checkpoint=checkpoint, device=device)
-    if no_ema:
-        for dst in model.family.ema.values():
-            if dst in model.nets:
-                del model.nets[dst]
-    x = model.generate(seed_list, label=label, output="tensor")
+    model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
+    x = model.generate(seed_list, label=label, trunc=trunc, noise_mode=noise_mode, output="tensor")
     assert not isinstance(x, list)
     target = Path(out) if out else model.run_dir / "generated"
     if model.spec.kind == "points":
@@ -138,12 +154,41 @@ def generate(run: str, seeds: str, grid: bool, out: str | None, checkpoint: str,
         save_png(make_grid(x), path)
         click.echo(f"wrote {path} ({len(seed_list)} images, step {model.step})")
         return
-    from .sample.grid import to_pil
-
     target.mkdir(parents=True, exist_ok=True)
     for s, img in zip(seed_list, to_pil(x)):
         save_png(img, target / f"seed{s:04d}.png")
     click.echo(f"wrote {len(seed_list)} images to {target} (step {model.step})")
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("run")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [default: RUN/translated].")
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", help="Two-way models (CycleGAN): which way.")
+@click.option("--checkpoint", default="latest", help="latest, best or a step number.")
+@click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
+@click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
+def translate(run: str, inputs: tuple[str, ...], out: str | None, direction: str, checkpoint: str, no_ema: bool, device: str) -> None:
+    """Translate images (files or folders) with an image-to-image RUN: one PNG per input, same name."""
+    from .data.archive import IMAGE_EXTENSIONS
+    from .sample.grid import save_png
+    from .sample.model import Model
+
+    model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+        else:
+            files.append(item)
+    if not files:
+        raise ConfigError(f"no images in {', '.join(inputs)}; give image files or folders of PNG/JPEG files")
+    target = Path(out) if out else model.run_dir / "translated"
+    target.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (img,) = model.translate(str(f), direction=direction, output="pil")
+        save_png(img, target / f"{f.stem}.png")
+    click.echo(f"wrote {len(files)} images to {target} (step {model.step})")
 
 
 @main.command()
