@@ -182,3 +182,95 @@ def test_an_earlier_dataset_inside_the_source_is_skipped_with_a_note(tmp_path, f
     assert "kept 5, skipped 1, duplicates 0, ignored 1, classes 2 (round, square)" in r.stdout
     assert f"skipped 7 files in ganforge datasets inside the source ({folder / 'first'})" in r.stdout
     assert "in-dataset" in (tmp_path / "second-report.csv").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------
+# --paired / --unpaired
+
+
+def _edge_and_fill(rng, side=12):
+    fill = np.full((side, side, 3), 255, np.uint8)
+    y, x = rng.integers(0, side // 2, 2)
+    fill[y : y + side // 2, x : x + side // 2] = rng.integers(0, 200, 3)
+    edge = np.where((fill == 255).all(-1, keepdims=True), 255, 0).astype(np.uint8).repeat(3, -1)
+    return edge, fill
+
+
+@pytest.fixture
+def two_folders(tmp_path):
+    """e2p/edges/*.png + e2p/photos/*.png (5 matched pairs) and one photo without a partner."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "e2p"
+    (root / "edges").mkdir(parents=True)
+    (root / "photos").mkdir()
+    for i in range(5):
+        edge, fill = _edge_and_fill(rng)
+        Image.fromarray(edge).save(root / "edges" / f"{i:03d}.png")
+        Image.fromarray(fill).save(root / "photos" / f"{i:03d}.png")
+    Image.fromarray(fill).save(root / "photos" / "unmatched.png")
+    return root
+
+
+def test_prepare_paired_from_two_sub_folders(tmp_path, two_folders):
+    from ganforge.data.archive import read_paired_archive
+
+    dest = tmp_path / "e2p.zip"
+    r = run([two_folders, dest, "--paired", "--resolution", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert f"wrote {dest}: paired dataset, 8x8 RGB" in r.stdout
+    assert "paired: 5 pairs (edges -> photos), 1 skipped" in r.stdout
+    assert "unmatched.png: no partner in edges/" in r.stdout and "report:" in r.stdout
+    sides = read_paired_archive(dest)
+    assert sides.a.shape == sides.b.shape == (5, 8, 8, 3) and sides.domains == ["edges", "photos"]
+    assert "no partner in edges/" in (tmp_path / "e2p-report.csv").read_text()
+
+
+def test_prepare_paired_from_side_by_side_images(tmp_path):
+    from ganforge.data.dataset import load_dataset
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "facades"
+    root.mkdir()
+    pairs = [_edge_and_fill(rng, 16) for _ in range(3)]
+    for i, (edge, fill) in enumerate(pairs):
+        Image.fromarray(np.concatenate([edge, fill], axis=1)).save(root / f"{i}.png")
+    Image.fromarray(pairs[0][0]).save(root / "square.png")
+    r = run([root, tmp_path / "facades.zip", "--paired", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "16x16 RGB" in r.stdout and "paired: 3 pairs (A -> B), 1 skipped" in r.stdout
+    assert "square.png: not side by side" in r.stdout
+    ds = load_dataset(tmp_path / "facades.zip", kinds=("paired",))
+    assert (ds.source.permute(0, 2, 3, 1).numpy() == np.stack([p[0] for p in pairs])).all()
+    assert (ds.target.permute(0, 2, 3, 1).numpy() == np.stack([p[1] for p in pairs])).all()
+
+
+def test_prepare_unpaired_from_train_a_and_train_b(tmp_path, two_folders):
+    from ganforge.data.archive import read_unpaired_archive
+
+    (two_folders / "edges").rename(two_folders / "trainA")
+    (two_folders / "photos").rename(two_folders / "trainB")
+    dest = tmp_path / "u"
+    r = run([two_folders, dest, "--unpaired", "--resolution", "8", "--channels", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "8x8 grayscale" in r.stdout and "unpaired: 5 images in trainA, 6 images in trainB, 0 skipped" in r.stdout
+    sides = read_unpaired_archive(dest)
+    assert sides.a.shape == (5, 8, 8, 1) and sides.b.shape == (6, 8, 8, 1)
+    assert (dest / ".ganforge-dataset").is_file()
+    r = run([two_folders, dest, "--unpaired", "--resolution", "4", "--overwrite", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert read_unpaired_archive(dest).a.shape == (5, 4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    "extra, needles",
+    [
+        (["--paired", "--unpaired"], ["--paired or --unpaired, not both"]),
+        (["--paired", "--labels", "{tmp}/l.csv"], ["--labels does not apply to --paired data"]),
+        (["--unpaired", "{tmp}/e2p/edges"], ["--unpaired takes one SOURCE folder"]),
+    ],
+)
+def test_two_sided_errors_are_one_line(tmp_path, two_folders, extra, needles):
+    args = [two_folders, *(a.format(tmp=tmp_path) for a in extra), tmp_path / "o.zip", "--quiet"]
+    assert_one_line_error(run(args), *needles)
+    assert_one_line_error(run([two_folders / "edges", tmp_path / "o.zip", "--unpaired", "--quiet"]), "two sub-folders")
+    assert not (tmp_path / "o.zip").exists()

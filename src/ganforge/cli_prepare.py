@@ -83,6 +83,18 @@ def _channel_name(c: int) -> str:
 @click.option(
     "--workers", type=click.IntRange(0, 256), default=1, help="Processes that decode images (0: one per CPU core)."
 )
+@click.option(
+    "--paired",
+    is_flag=True,
+    help="SOURCE is one folder of aligned pairs (pix2pix): two sub-folders (A/ and B/, trainA/ and trainB/) "
+    "matched by file name, or side-by-side A|B images. Writes a paired dataset.",
+)
+@click.option(
+    "--unpaired",
+    is_flag=True,
+    help="SOURCE is one folder of two domains (CycleGAN): two sub-folders (trainA/ and trainB/, or A/ and B/). "
+    "Writes an unpaired dataset.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def prepare(
     sources: tuple[str, ...],
@@ -98,6 +110,8 @@ def prepare(
     overwrite: bool,
     report: str | None,
     workers: int,
+    paired: bool,
+    unpaired: bool,
     quiet: bool,
 ) -> None:
     """Turn images into a training dataset: one size, one colour mode, labels, a report of what was left out.
@@ -110,6 +124,8 @@ def prepare(
       ganforge prepare photos/ faces.zip --resolution 256 --fit crop
       ganforge prepare sprites/ sprites64.zip --resolution 64 --filter nearest --dedupe
       ganforge prepare a.png b.jpg c.webp tiny/ --resolution 32
+      ganforge prepare edges2photos/ pairs.zip --paired --resolution 256    (A/ + B/, or A|B images)
+      ganforge prepare horse2zebra/ h2z.zip --unpaired --resolution 128     (trainA/ + trainB/)
     """
     from .data.prepare import PrepareOptions, prepare_to
 
@@ -119,6 +135,14 @@ def prepare(
             "(the last argument is where the dataset is written)"
         )
     *srcs, dest = sources
+    if paired and unpaired:
+        raise ConfigError("give --paired or --unpaired, not both")
+    kind = "paired" if paired else "unpaired" if unpaired else None
+    if kind and len(srcs) != 1:
+        raise ConfigError(
+            f"--{kind} takes one SOURCE folder (holding two sub-folders{', or side-by-side A|B images' if paired else ''}) "
+            f"and a DEST, not {len(srcs)} sources"
+        )
     opts = PrepareOptions(
         resolution=resolution,
         fit=fit,
@@ -136,6 +160,9 @@ def prepare(
         click.echo(
             f"note: {resolution} is not a power of two; most model families need one (e.g. 64, 128, 256)", err=True
         )
+    if kind:
+        _prepare_two_sided(srcs[0], dest, kind, opts, overwrite=overwrite, report=report, quiet=quiet)
+        return
     data = prepare_to(srcs, dest, opts, overwrite=overwrite, report_path=report, progress=not quiet)
 
     s = data.summary()
@@ -148,10 +175,15 @@ def prepare(
     else:
         line += ", classes 0 (unlabelled)"
     click.echo(line)
-    if s["in_datasets"]:
+    _echo_left_out(data)
+
+
+def _echo_left_out(data) -> None:
+    """What both summaries end with: earlier datasets not read, the first skipped files, the report."""
+    n = sum(k for _, k in data.in_datasets)
+    if n:
         folders = ", ".join(folder for folder, _ in data.in_datasets[:3])
         folders += ", ..." if len(data.in_datasets) > 3 else ""
-        n = s["in_datasets"]
         click.echo(f"skipped {n} files in ganforge datasets inside the source ({folders}): earlier outputs")
     for file, reason in data.skipped[:_SHOW_SKIPPED]:
         click.echo(f"  skipped {file}: {reason}")
@@ -159,3 +191,30 @@ def prepare(
         click.echo(f"  ... and {len(data.skipped) - _SHOW_SKIPPED} more skipped")
     if data.skipped or data.duplicates or data.ignored or data.in_datasets:
         click.echo(f"report: {data.report} (every file left out, with the reason)")
+
+
+def _prepare_two_sided(
+    src: str, dest: str, kind: str, opts, *, overwrite: bool, report: str | None, quiet: bool
+) -> None:
+    from .data.prepare import prepare_two_sided_to
+
+    data = prepare_two_sided_to(src, dest, kind, opts, overwrite=overwrite, report_path=report, progress=not quiet)
+    s = data.summary()
+    r = s["resolution"]
+    a, b = data.domains
+    click.echo(f"wrote {data.dest}: {kind} dataset, {r}x{r} {_channel_name(s['channels'])}")
+    if kind == "paired":
+        line = f"paired: {_plural(s['a'], 'pair')} ({a} -> {b})"
+    else:
+        line = f"unpaired: {_plural(s['a'], 'image')} in {a}, {_plural(s['b'], 'image')} in {b}"
+    line += f", {s['skipped']} skipped"
+    if s["duplicates"]:
+        line += f", {s['duplicates']} duplicates"
+    if s["ignored"]:
+        line += f", {s['ignored']} ignored"
+    click.echo(line)
+    _echo_left_out(data)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -4,6 +4,19 @@ Layout (zip or folder): `00000/img00000000.png`, ... (1000 images per sub-folder
 `dataset.json` at the root: `{"labels": [["00000/img00000000.png", 3], ...]}` or `{"labels": null}`.
 ganforge adds `"class_names": [...]` (ignored by stylegan2-ada-pytorch), so datasets move both ways.
 Reading accepts any zip/folder of images, with or without `dataset.json`.
+
+ganforge also writes image-to-image data in the same format, told apart by an optional `"layout"` key
+(stylegan2-ada-pytorch ignores it and sees every image of both sides as one unlabelled set):
+
+- absent or `"images"`: the format above;
+- `"paired"`: `"pairs": [[source member, target member], ...]` and `"domains": [source name, target name]`
+  (e.g. `["edges", "photos"]`); `write_paired_archive` stores pair i as members 2i (source) and 2i+1;
+- `"unpaired"`: `"domains": {"<name A>": [members...], "<name B>": [members...]}`, in that order (the
+  first is domain A); `write_unpaired_archive` stores A's images first, then B's.
+
+Zip members are only ever read into memory, never extracted, so a member's name (`../x`, `/etc/x`) never
+becomes a path; a member that declares more than `MAX_MEMBER_BYTES` uncompressed, or that would expand
+more than `MAX_COMPRESSION_RATIO` times (a zip bomb), is refused before any of it is decompressed.
 """
 
 from __future__ import annotations
@@ -15,7 +28,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +38,57 @@ from PIL import Image
 from ..errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
+LAYOUTS = ("images", "paired", "unpaired")  # dataset.json "layout" values
+
+# Zip safety. Read at call time, so tests may lower them.
+MAX_MEMBER_BYTES = 256 * 2**20  # largest uncompressed zip member read (a 8192x8192 RGBA BMP is 256 MiB)
+MAX_COMPRESSION_RATIO = 1000  # uncompressed / compressed size above which a member is a zip bomb ...
+RATIO_MIN_BYTES = 2**20  # ... once it is this large (a small blank BMP may compress 500:1 and is harmless)
+_CHUNK = 2**20  # bytes decompressed at a time
+
+
+class UnsafeZipMember(DataError):
+    """A zip member that is refused unread (too large, or an absurd compression ratio); `reason` says why."""
+
+    def __init__(self, zip_path: str | os.PathLike, member: str, reason: str) -> None:
+        super().__init__(
+            f"{zip_path}: refusing to read member {member}: {reason}; remove it from the zip or unzip what you trust"
+        )
+        self.member, self.reason = member, reason
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def zip_member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why the member `info` must not be decompressed (from its declared sizes alone), or None."""
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"it declares {_mib(info.file_size)} uncompressed, over the {_mib(MAX_MEMBER_BYTES)} limit"
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > RATIO_MIN_BYTES and ratio > MAX_COMPRESSION_RATIO:
+        return f"it would expand {ratio:,.0f}:1 (over {MAX_COMPRESSION_RATIO:,}:1), as zip bombs do"
+    return None
+
+
+def read_zip_member(zf: zipfile.ZipFile, name: str | zipfile.ZipInfo) -> bytes:
+    """The bytes of one member, checked first (`zip_member_problem`) and then decompressed a chunk at a
+    time, stopping at the size limit whatever the headers claim. Raises UnsafeZipMember, KeyError for a
+    missing member, and zipfile's own errors (bad CRC, ...) for corrupt data."""
+    info = name if isinstance(name, zipfile.ZipInfo) else zf.getinfo(name)
+    where = zf.filename or "zip"
+    problem = zip_member_problem(info)
+    if problem:
+        raise UnsafeZipMember(where, info.filename, problem)
+    limit = min(info.file_size, MAX_MEMBER_BYTES)
+    chunks, total = [], 0
+    with zf.open(info) as f:
+        while chunk := f.read(_CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise UnsafeZipMember(where, info.filename, f"it expands beyond {_mib(limit)}")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @dataclass
@@ -171,9 +235,73 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
     Everything is written to a temporary sibling first and renamed into place at the end, so a crash
     or Ctrl-C never leaves a half-written dataset at `dest` (nor the folders created to hold it), and an
     old dataset is replaced only once the new one is complete. `overwrite` replaces only what ganforge
-    wrote (see `_foreign_entries`): folders get a `.ganforge-dataset` marker file (JSON: format, ganforge
+    wrote (see `_why_not_ours`): folders get a `.ganforge-dataset` marker file (JSON: format, ganforge
     version) for this. A symlinked `dest` is written through, at its target.
     """
+    n = len(data.images)
+    meta = dataset_json(data.labels, data.class_names, n)
+    return _write_members(n, lambda i: data.images[i], meta, dest, overwrite=overwrite)
+
+
+def write_paired_archive(
+    source: np.ndarray,
+    target: np.ndarray,
+    dest: str | os.PathLike,
+    *,
+    domains: Sequence[str] = ("A", "B"),
+    overwrite: bool = False,
+) -> Path:
+    """Aligned pairs, uint8 (N, H, W, C) each (channels may differ), as a `"layout": "paired"` archive:
+    pair i is members 2i (source) and 2i+1 (target). Atomic and overwrite-safe as `write_archive`."""
+    if len(source) != len(target) or source.shape[1:3] != target.shape[1:3]:
+        raise DataError(
+            f"paired data needs one target per source image of the same size; got {source.shape} and {target.shape}"
+        )
+    n = len(source)
+    meta = {
+        "labels": None,
+        "layout": "paired",
+        "domains": _two_names(domains),
+        "pairs": [[archive_member_name(2 * i), archive_member_name(2 * i + 1)] for i in range(n)],
+    }
+    return _write_members(2 * n, lambda k: (source if k % 2 == 0 else target)[k // 2], meta, dest, overwrite=overwrite)
+
+
+def write_unpaired_archive(
+    a: np.ndarray,
+    b: np.ndarray,
+    dest: str | os.PathLike,
+    *,
+    domains: Sequence[str] = ("A", "B"),
+    overwrite: bool = False,
+) -> Path:
+    """Two domains, uint8 (N_A, H, W, C) and (N_B, H, W, C), as a `"layout": "unpaired"` archive: A's
+    images first, then B's. Atomic and overwrite-safe as `write_archive`."""
+    na, nb = len(a), len(b)
+    name_a, name_b = _two_names(domains)
+    meta = {
+        "labels": None,
+        "layout": "unpaired",
+        "domains": {
+            name_a: [archive_member_name(i) for i in range(na)],
+            name_b: [archive_member_name(na + i) for i in range(nb)],
+        },
+    }
+    return _write_members(na + nb, lambda k: a[k] if k < na else b[k - na], meta, dest, overwrite=overwrite)
+
+
+def _two_names(domains: Sequence[str]) -> list[str]:
+    names = [str(d) for d in domains]
+    if len(names) != 2 or names[0] == names[1] or not all(names):
+        raise DataError(f"two different, non-empty domain names are needed, not {names}")
+    return names
+
+
+def _write_members(
+    n: int, image: Callable[[int], np.ndarray], meta: dict, dest: str | os.PathLike, *, overwrite: bool
+) -> Path:
+    """Write images 0..n-1 (`image(i)`, uint8 (H, W, C)) as `archive_member_name(i)` plus `meta` as
+    dataset.json, atomically (see `write_archive`)."""
     dest = Path(os.path.realpath(os.path.expanduser(dest)))
     if dest.exists():
         if not overwrite:
@@ -192,8 +320,7 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
         raise DataError(f"cannot create folder {parent}: {exc.strerror}; choose a writable destination") from exc
     if not os.access(parent, os.W_OK):
         raise DataError(f"cannot write to {parent}: permission denied; choose a writable destination")
-    n = len(data.images)
-    meta = json.dumps(dataset_json(data.labels, data.class_names, n))
+    meta_text = json.dumps(meta)
     tmp: Path | None = None
     try:
         if dest.suffix.lower() == ".zip":
@@ -202,8 +329,8 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
             tmp = Path(name)
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
                 for i in range(n):
-                    zf.writestr(archive_member_name(i), _png_bytes(data.images[i]))
-                zf.writestr("dataset.json", meta)
+                    zf.writestr(archive_member_name(i), _png_bytes(image(i)))
+                zf.writestr("dataset.json", meta_text)
             os.chmod(tmp, _default_mode(0o666))
         else:
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
@@ -211,8 +338,8 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
             for i in range(n):
                 p = tmp / archive_member_name(i)
                 p.parent.mkdir(exist_ok=True)
-                p.write_bytes(_png_bytes(data.images[i]))
-            (tmp / "dataset.json").write_text(meta)
+                p.write_bytes(_png_bytes(image(i)))
+            (tmp / "dataset.json").write_text(meta_text)
             os.chmod(tmp, _default_mode(0o777))
         _swap_in(tmp, dest)
     except BaseException:
@@ -229,16 +356,23 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
     return dest
 
 
+def _bad_zip(path: Path) -> DataError:
+    return DataError(f"{path} is not a valid zip file; re-create it or point --data at a folder")
+
+
 def _iter_members(path: Path) -> Iterator[tuple[str, bytes]]:
     """(relative name, bytes) of every image in a zip or folder, sorted by name."""
     if path.is_file():
         try:
             with zipfile.ZipFile(path) as zf:
-                names = sorted(n for n in zf.namelist() if n.lower().endswith(IMAGE_EXTENSIONS))
-                for name in names:
-                    yield name, zf.read(name)
+                infos = sorted(
+                    (i for i in zf.infolist() if i.filename.lower().endswith(IMAGE_EXTENSIONS)),
+                    key=lambda i: i.filename,
+                )
+                for info in infos:
+                    yield info.filename, read_zip_member(zf, info)
         except zipfile.BadZipFile as exc:
-            raise DataError(f"{path} is not a valid zip file; re-create it or point --data at a folder") from exc
+            raise _bad_zip(path) from exc
     else:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         for p in files:
@@ -252,13 +386,35 @@ def read_dataset_json(path: Path) -> dict | None:
             with zipfile.ZipFile(path) as zf:
                 if "dataset.json" not in zf.namelist():
                     return None
-                return json.loads(zf.read("dataset.json"))
-        f = path / "dataset.json"
-        return json.loads(f.read_text()) if f.exists() else None
+                meta = json.loads(read_zip_member(zf, "dataset.json"))
+        else:
+            f = path / "dataset.json"
+            if not f.exists():
+                return None
+            meta = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: dataset.json is not valid JSON ({exc}); fix or delete it") from exc
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{path} is not a valid zip file; re-create it or point --data at a folder") from exc
+        raise _bad_zip(path) from exc
+    if not isinstance(meta, dict):
+        raise DataError(f'{path}: dataset.json must hold an object such as {{"labels": null}}; fix or delete it')
+    return meta
+
+
+def _layout_of(path: Path, meta: dict | None) -> str:
+    layout = (meta or {}).get("layout") or "images"
+    if layout not in LAYOUTS:
+        raise DataError(
+            f"{path}: dataset.json has layout {layout!r}, which this ganforge does not know ({', '.join(LAYOUTS)}); "
+            "upgrade ganforge or re-create the dataset"
+        )
+    return str(layout)
+
+
+def read_layout(path: str | os.PathLike) -> str:
+    """What an archive holds: "images" (also for any zip/folder without dataset.json), "paired" or "unpaired"."""
+    path = Path(path)
+    return _layout_of(path, read_dataset_json(path))
 
 
 def is_prepared_archive(path: Path) -> bool:
@@ -282,7 +438,7 @@ def read_archive(path: str | os.PathLike) -> ArchiveData:
             raise DataError(f"{path}: cannot read {name} ({exc}); re-create the dataset with ganforge prepare") from exc
         if arr.ndim == 2:
             arr = arr[:, :, None]
-        if images and arr.shape != images[0].shape:
+        if images and arr.shape[:2] != images[0].shape[:2]:
             raise DataError(
                 f"{path}: {name} is {arr.shape[1]}x{arr.shape[0]} but {names[0]} is "
                 f"{images[0].shape[1]}x{images[0].shape[0]}; run `ganforge prepare` on it to give all images one size"
@@ -291,6 +447,8 @@ def read_archive(path: str | os.PathLike) -> ArchiveData:
         names.append(name)
     if not images:
         raise DataError(f"{path} contains no images; add PNG/JPEG files or run `ganforge prepare` on your image folder")
+    if len({im.shape[2] for im in images}) > 1:  # grayscale beside RGB (e.g. both sides of a paired archive)
+        images = [np.repeat(im, 3, axis=2) if im.shape[2] == 1 else im for im in images]
     labels = None
     if label_map:
         missing = [n for n in names if n not in label_map]
@@ -301,3 +459,137 @@ def read_archive(path: str | os.PathLike) -> ArchiveData:
     if labels is not None and not class_names:
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
     return ArchiveData(images=np.stack(images), labels=labels, class_names=class_names, names=names)
+
+
+@dataclass
+class SidesData:
+    """The two sides of a paired or unpaired archive, uint8 (N, H, W, C) each. For "paired", a[i] is the
+    source of target b[i]; for "unpaired", a and b are independent domains (of any sizes N_A, N_B)."""
+
+    layout: str  # "paired" | "unpaired"
+    a: np.ndarray
+    b: np.ndarray
+    domains: list[str]  # [name of A (source), name of B (target)]
+    names_a: list[str] = field(default_factory=list)  # member names
+    names_b: list[str] = field(default_factory=list)
+
+
+def read_paired_archive(path: str | os.PathLike) -> SidesData:
+    """A `"layout": "paired"` archive (zip or folder): sources and targets, aligned."""
+    return _read_sides(Path(path), "paired")
+
+
+def read_unpaired_archive(path: str | os.PathLike) -> SidesData:
+    """A `"layout": "unpaired"` archive (zip or folder): the images of domain A and of domain B."""
+    return _read_sides(Path(path), "unpaired")
+
+
+def read_sides(path: str | os.PathLike) -> SidesData:
+    """A paired or unpaired archive, whichever it is."""
+    path = Path(path)
+    layout = read_layout(path)
+    if layout == "images":
+        raise DataError(
+            f"{path} holds plain images, not paired or unpaired data; re-create it with "
+            "`ganforge prepare --paired` or `--unpaired` from a folder with two sub-folders (A/ and B/)"
+        )
+    return _read_sides(path, layout)
+
+
+def _side_members(path: Path, meta: dict, layout: str) -> tuple[list[str], list[str], list[str]]:
+    """(members of A, members of B, domain names) from a two-sided dataset.json, validated."""
+    fix = f"re-create it with `ganforge prepare --{layout}`"
+
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: dataset.json {what}; {fix}")
+
+    def members(value: object, what: str) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+            raise bad(f"{what} must be a list of member names")
+        return list(value)
+
+    domains = meta.get("domains")
+    if layout == "paired":
+        pairs = meta.get("pairs")
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise bad('needs "pairs": [[source member, target member], ...] for the paired layout')
+        if not pairs:
+            raise bad("lists no pairs")
+        a = members([p[0] for p in pairs], "pairs")
+        b = members([p[1] for p in pairs], "pairs")
+        if domains is None:
+            domains = ["A", "B"]
+        if not (isinstance(domains, list) and len(domains) == 2 and all(isinstance(d, str) for d in domains)):
+            raise bad('"domains" must name the two sides, e.g. ["edges", "photos"]')
+        names = list(domains)
+    else:
+        if not (isinstance(domains, dict) and len(domains) == 2):
+            raise bad('needs "domains": {"<name A>": [members...], "<name B>": [members...]} for the unpaired layout')
+        names = [str(k) for k in domains]
+        a, b = (members(v, f"domain {k!r}") for k, v in domains.items())
+        if not a or not b:
+            raise bad(f"domain {names[0] if not a else names[1]!r} lists no images")
+    for m in (*a, *b):
+        parts = m.replace("\\", "/").split("/")
+        if m.startswith(("/", "\\")) or ".." in parts or (len(m) > 1 and m[1] == ":"):
+            raise bad(f"names {m!r}, which lies outside the dataset")
+    return a, b, names
+
+
+def _decode(path: Path, name: str, raw: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            arr = np.asarray(im.convert("L") if im.mode in ("L", "I", "I;16") else im.convert("RGB"))
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read {name} ({exc}); re-create the dataset with ganforge prepare") from exc
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _read_sides(path: Path, layout: str) -> SidesData:
+    meta = read_dataset_json(path)
+    found = _layout_of(path, meta)
+    if meta is None or found != layout:
+        raise DataError(
+            f"{path} is not a {layout} dataset (its layout is {found!r}); "
+            f"re-create it with `ganforge prepare --{layout}`, or train a model for {found} data"
+        )
+    names_a, names_b, domains = _side_members(path, meta, layout)
+    cache: dict[str, np.ndarray] = {}  # a member listed twice is decoded once
+
+    def load(read: Callable[[str], bytes], side: list[str]) -> np.ndarray:
+        out = []
+        for name in side:
+            if name not in cache:
+                try:
+                    raw = read(name)
+                except (KeyError, FileNotFoundError, IsADirectoryError):
+                    raise DataError(
+                        f"{path}: dataset.json names {name}, which is not in the dataset; re-create it with "
+                        f"`ganforge prepare --{layout}`"
+                    ) from None
+                cache[name] = _decode(path, name, raw)
+            arr = cache[name]
+            if out and arr.shape != out[0].shape:
+                raise DataError(
+                    f"{path}: {name} is {arr.shape[1]}x{arr.shape[0]}x{arr.shape[2]} but {side[0]} is "
+                    f"{out[0].shape[1]}x{out[0].shape[0]}x{out[0].shape[2]}; re-create it with `ganforge prepare --{layout}`"
+                )
+            out.append(arr)
+        return np.stack(out)  # (N, H, W, C)
+
+    if path.is_file():
+        try:
+            with zipfile.ZipFile(path) as zf:
+                a = load(lambda n: read_zip_member(zf, n), names_a)
+                b = load(lambda n: read_zip_member(zf, n), names_b)
+        except zipfile.BadZipFile as exc:
+            raise _bad_zip(path) from exc
+    else:
+        a = load(lambda n: (path / n).read_bytes(), names_a)
+        b = load(lambda n: (path / n).read_bytes(), names_b)
+    if a.shape[1:3] != b.shape[1:3] or (layout == "unpaired" and a.shape[1:] != b.shape[1:]):
+        raise DataError(
+            f"{path}: the two sides' images differ in size ({a.shape[2]}x{a.shape[1]} and {b.shape[2]}x{b.shape[1]}); "
+            f"re-create it with `ganforge prepare --{layout}` at one --resolution"
+        )
+    return SidesData(layout, a, b, domains, names_a, names_b)

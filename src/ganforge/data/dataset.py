@@ -468,20 +468,34 @@ def load_dataset(
 ) -> Dataset:
     """Load a built-in dataset name, a prepared archive (zip/folder with dataset.json) or a raw image
     folder/zip (prepared on the fly, in memory, with the `ganforge prepare` defaults), as one of `kinds`
-    (the data kinds the family consumes; `options` say how to make them, see `as_kind`)."""
-    from .archive import is_prepared_archive
+    (the data kinds the family consumes; `options` say how to make them, see `as_kind`).
+
+    Paired and unpaired data (archives with a dataset.json `layout`, the demo sets, and for a family that
+    asks for them, folders with two sub-folders or side-by-side images) load as `PairedDataset` /
+    `UnpairedDataset`; given to a family that wants something else, they raise a DataError that names
+    the kind of model they suit, and so do plain images given to a family that wants pairs."""
+    from . import pairs
+    from .archive import read_dataset_json
 
     options = options or {}
     text = str(source)
-    two_sided = [k for k in kinds if k in ("paired", "unpaired")]
-    if two_sided and not text.startswith(BUILTIN_PREFIX) and Path(text).expanduser().is_dir():
-        path = Path(text).expanduser()
-        if not is_prepared_archive(path):
-            from .pairs import load_two_sided
-
-            return load_two_sided(path, two_sided[0], resolution=resolution, channels=channels, crop=int(options.get("crop", 0)), progress=progress)
-    ds = _load_images(text, resolution=resolution, channels=channels, progress=progress)
-    return as_kind(ds, kinds, **options)
+    crop = int(options.get("crop", 0) or 0)
+    two_sided = [k for k in kinds if k in pairs.TWO_SIDED]
+    path = Path(text).expanduser()
+    on_disk = not text.startswith(BUILTIN_PREFIX) and path.exists()
+    meta = read_dataset_json(path) if on_disk and (path.is_dir() or path.suffix.lower() == ".zip") else None
+    if meta is not None and (meta.get("layout") or "images") != "images":
+        ds: Dataset = pairs.read_two_sided_archive(path, resolution=resolution, channels=channels)
+    elif two_sided and meta is None and on_disk and path.is_dir():
+        ds = pairs.load_two_sided(path, two_sided[0], resolution=resolution, channels=channels, progress=progress)
+    else:
+        ds = _load_images(text, resolution=resolution, channels=channels, progress=progress)
+    if isinstance(ds, (PairedDataset, UnpairedDataset)):
+        return pairs.as_requested_kind(ds, kinds, what=text, prepared=on_disk, crop=crop)
+    out = as_kind(ds, kinds, **options)
+    if two_sided and out.kind not in kinds and isinstance(out, ImageDataset):
+        raise pairs.needs_two_sided_error(text, two_sided[0])
+    return out
 
 
 def _load_images(text: str, *, resolution: int | None, channels: int | None, progress: bool) -> ImageDataset | PointDataset:

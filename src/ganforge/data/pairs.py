@@ -5,8 +5,9 @@ Conventions understood (the ones the public datasets use):
   or any two sub-folders (sorted; the first is the source side);
 - for paired data, a folder of side-by-side images, each holding A on the left and B on the right
   (pix2pix's facades, maps, edges2shoes);
-- archives written by `ganforge prepare --paired/--unpaired` (a `layout` in dataset.json).
-Sub-folders are domains here, never class labels.
+- archives written by `ganforge prepare --paired/--unpaired` (a `layout` in dataset.json, see `archive.py`).
+Sub-folders are domains here, never class labels. Raw folders go through the `ganforge prepare` pipeline
+(`prepare.prepare_two_sided`), so a folder trains exactly as its prepared archive would.
 """
 
 from __future__ import annotations
@@ -18,32 +19,23 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import PairedDataset, UnpairedDataset
+from .dataset import ImageDataset, PairedDataset, UnpairedDataset
 
-_DOMAIN_PAIRS = (("trainA", "trainB"), ("A", "B"))
-
-
-def _domain_dirs(path: Path) -> tuple[Path, Path] | None:
-    subs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
-    names = {p.name: p for p in subs}
-    for a, b in _DOMAIN_PAIRS:
-        if a in names and b in names:
-            return names[a], names[b]
-    if len(subs) == 2:
-        return subs[0], subs[1]
-    return None
-
-
-def _read_folder(path: Path, resolution: int | None, channels: int | None, progress: bool) -> tuple[np.ndarray, list[str]]:
-    from .prepare import PrepareOptions, prepare
-
-    opts = PrepareOptions(resolution=resolution, folder_labels=False, channels=channels or 3)
-    data = prepare([path], opts, progress=progress)
-    return data.images, [Path(f).stem for f in data.files]
+TWO_SIDED = ("paired", "unpaired")
+# The model to suggest for each kind of two-sided data (the families that consume it).
+_MODEL_FOR = {"paired": "pix2pix", "unpaired": "cyclegan"}
 
 
 def _tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # (N, H, W, C) -> (N, C, H, W)
+
+
+def _as_dataset(
+    layout: str, a: np.ndarray, b: np.ndarray, domains: list[str], name: str, crop: int
+) -> PairedDataset | UnpairedDataset:
+    if layout == "paired":
+        return PairedDataset(_tensor(a), _tensor(b), crop=crop, domains=domains, name=name)
+    return UnpairedDataset(_tensor(a), _tensor(b), crop=crop, domains=domains, name=name)
 
 
 def load_two_sided(
@@ -55,65 +47,88 @@ def load_two_sided(
     crop: int = 0,
     progress: bool = False,
 ) -> PairedDataset | UnpairedDataset:
-    """A paired or unpaired dataset from a folder (see the module docstring)."""
+    """A paired or unpaired dataset from a raw folder (see the module docstring), prepared in memory with
+    the `ganforge prepare` defaults."""
+    from .prepare import PrepareOptions, prepare_two_sided
+
     path = Path(source).expanduser()
     if not path.is_dir():
         raise DataError(
             f"{source}: {kind} data is read from a folder (two sub-folders such as trainA/ and trainB/"
-            f"{', or side-by-side A|B images' if kind == 'paired' else ''})"
+            f"{', or side-by-side A|B images' if kind == 'paired' else ''}) or a dataset from `ganforge prepare --{kind}`"
         )
-    dirs = _domain_dirs(path)
-    name = path.name
-    if dirs is None:
-        if kind == "unpaired":
-            raise DataError(
-                f"{path} needs two sub-folders, one per domain (trainA/ and trainB/, as CycleGAN's datasets have)"
-            )
-        return _side_by_side(path, resolution, channels, crop, progress)
-    (a_dir, b_dir), domains = dirs, [dirs[0].name, dirs[1].name]
-    a, a_names = _read_folder(a_dir, resolution, channels, progress)
-    b, b_names = _read_folder(b_dir, resolution or a.shape[1], channels, progress)
-    if kind == "unpaired":
-        return UnpairedDataset(_tensor(a), _tensor(b), crop=crop, domains=domains, name=name)
-    b_index = {n: i for i, n in enumerate(b_names)}
-    pairs = [(i, b_index[n]) for i, n in enumerate(a_names) if n in b_index]
-    if not pairs:
+    opts = PrepareOptions(resolution=resolution, channels=channels or 3)
+    data = prepare_two_sided(path, kind, opts, progress=progress)
+    return _as_dataset(kind, data.a, data.b, data.domains, path.name, crop)
+
+
+def _fit(images: torch.Tensor, resolution: int | None, channels: int | None) -> torch.Tensor:
+    """uint8 (N, C, H, W) at another resolution / channel count, as `ImageDataset.resized` / `with_channels`."""
+    ds = ImageDataset(images)
+    if channels is not None:
+        ds = ds.with_channels(channels)
+    if resolution is not None:
+        ds = ds.resized(resolution)
+    return ds.images
+
+
+def read_two_sided_archive(
+    path: str | os.PathLike, *, resolution: int | None = None, channels: int | None = None, crop: int = 0
+) -> PairedDataset | UnpairedDataset:
+    """A paired or unpaired archive (zip or folder, see `archive.py`) as its dataset."""
+    from .archive import read_sides
+
+    path = Path(path).expanduser()
+    sides = read_sides(path)
+    a, b = _tensor(sides.a), _tensor(sides.b)
+    if resolution is not None or channels is not None:
+        a, b = _fit(a, resolution, channels), _fit(b, resolution, channels)
+    name = path.stem if path.is_file() else path.name
+    if sides.layout == "paired":
+        return PairedDataset(a, b, crop=crop, domains=sides.domains, name=name)
+    return UnpairedDataset(a, b, crop=crop, domains=sides.domains, name=name)
+
+
+def describe_sides(ds: PairedDataset | UnpairedDataset) -> str:
+    """`paired dataset (edges -> photos)` or `unpaired dataset (day, night)`."""
+    a, b = ds.domains
+    return f"paired dataset ({a} -> {b})" if ds.kind == "paired" else f"unpaired dataset ({a}, {b})"
+
+
+def as_requested_kind(
+    ds: PairedDataset | UnpairedDataset, kinds: tuple[str, ...], *, what: str, prepared: bool, crop: int = 0
+) -> PairedDataset | UnpairedDataset:
+    """Two-sided data `ds` as one of the `kinds` a family consumes, with `crop` applied; or the DataError
+    that names the kind of model it suits. Paired data serves an unpaired family too (its pairs ignored,
+    as CycleGAN does with pix2pix's datasets); unpaired data cannot serve a paired one."""
+    if crop and ds.crop != crop:
+        ds = (
+            PairedDataset(ds.source, ds.target, crop=crop, domains=ds.domains, name=ds.name)
+            if isinstance(ds, PairedDataset)
+            else UnpairedDataset(ds.a, ds.b, crop=crop, domains=ds.domains, name=ds.name)
+        )
+    if ds.kind in kinds:
+        return ds
+    if isinstance(ds, PairedDataset) and "unpaired" in kinds:
+        return UnpairedDataset(ds.source, ds.target, crop=ds.crop, domains=ds.domains, name=ds.name)
+    model = _MODEL_FOR[ds.kind]
+    if ds.kind == "unpaired" and "paired" in kinds:
         raise DataError(
-            f"no file in {a_dir.name}/ has a partner of the same name in {b_dir.name}/; paired data is matched by "
-            "file name (a/0001.png <-> b/0001.png)"
+            f"{what} is an {describe_sides(ds)}, whose images do not correspond one to one; train an "
+            f"unpaired model such as --model {model} on it, or give paired data"
         )
-    ia, ib = (list(t) for t in zip(*pairs))
-    return PairedDataset(_tensor(a[ia]), _tensor(b[ib]), crop=crop, domains=domains, name=name)
+    redo = f", or prepare the images without --{ds.kind}" if prepared else ""
+    raise DataError(f"{what} is a {describe_sides(ds)}; train a {ds.kind} model such as --model {model} on it{redo}")
 
 
-def _side_by_side(path: Path, resolution: int | None, channels: int | None, crop: int, progress: bool) -> PairedDataset:
-    """pix2pix's layout: each file is A|B side by side (twice as wide as high)."""
-    from PIL import Image
-
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    halves_a, halves_b = [], []
-    for f in files:
-        try:
-            with Image.open(f) as im:
-                im.load()
-                im = im.convert("L" if (channels or 3) == 1 else "RGB")
-        except OSError:
-            continue
-        w, h = im.size
-        if w < 2 * h * 0.9 or w > 2 * h * 1.1:
-            raise DataError(
-                f"{f} is {w}x{h}: side-by-side paired images are twice as wide as high (A on the left, B on the right); "
-                "or put the two sides in two sub-folders (A/ and B/) with matching file names"
-            )
-        side = resolution or h
-        halves_a.append(np.asarray(im.crop((0, 0, w // 2, h)).resize((side, side), Image.Resampling.BICUBIC)))
-        halves_b.append(np.asarray(im.crop((w // 2, 0, w, h)).resize((side, side), Image.Resampling.BICUBIC)))
-    if not halves_a:
-        raise DataError(f"no readable images in {path}")
-    a, b = np.stack(halves_a), np.stack(halves_b)
-    if a.ndim == 3:
-        a, b = a[..., None], b[..., None]
-    sizes = {x.shape for x in halves_a}
-    if len(sizes) > 1:
-        raise DataError(f"{path}: the images have different sizes {sorted(sizes)[:2]}; give --resolution")
-    return PairedDataset(_tensor(a), _tensor(b), crop=crop, domains=["A", "B"], name=path.name)
+def needs_two_sided_error(what: str, kind: str) -> DataError:
+    """The error for plain images given to a family that consumes paired or unpaired data."""
+    layout = (
+        "sub-folders A/ and B/ matched by file name, or side-by-side A|B images"
+        if kind == "paired"
+        else ("sub-folders trainA/ and trainB/, one per domain")
+    )
+    return DataError(
+        f"{what} holds plain images, but this model needs {kind} data: give a folder with {layout}, "
+        f"or a dataset made by `ganforge prepare --{kind}`"
+    )

@@ -35,6 +35,13 @@ Rules a user may need to know (the CLI help repeats them):
   1,000 evenly spaced files when there are more, which reads headers only), and
   the side is its longer side for `pad`/`stretch`, its shorter side for `crop`, so the most typical
   image is never upscaled.
+- Paired and unpaired data (`prepare_two_sided`, `ganforge prepare --paired/--unpaired`): the source is a
+  folder with two sub-folders (trainA/ + trainB/, A/ + B/, or exactly two others; sorted, the first is
+  side A) or, for paired data, a folder of side-by-side A|B images, split in the middle. Each side goes
+  through the pipeline above (labels do not apply: the sub-folders are the sides), side B at side A's
+  resolution. Paired files are matched by their path under their side's folder without the extension
+  (A/train/1.png <-> B/train/1.jpg); one without a partner is skipped with the reason. With `dedupe`,
+  a pair is dropped only when both of its sides repeat an earlier pair.
 - 16-bit images are scaled to 8 bits (x * 255 / 65535), not clipped; 32-bit integer ("I") images
   are assumed to hold 16-bit data, as PIL loads 16-bit PNG and TIFF; float ("F") images are assumed to
   lie in [0, 1] when their maximum is at most 1, else in [0, 255].
@@ -43,6 +50,7 @@ Rules a user may need to know (the CLI help repeats them):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -65,9 +73,14 @@ from .archive import (
     _TEMP,
     IMAGE_EXTENSIONS,
     ArchiveData,
+    UnsafeZipMember,
     _check_replaceable,
     _looks_like_dataset_folder,
+    read_zip_member,
     write_archive,
+    write_paired_archive,
+    write_unpaired_archive,
+    zip_member_problem,
 )
 
 FITS = ("pad", "crop", "stretch")
@@ -101,6 +114,7 @@ class PrepareOptions:
     label_key: str | None = None  # JSON field / CSV column holding the label [default: label, class, category]
     folder_labels: bool = True  # without a labels file: label images by their first sub-folder's name
     workers: int = 1  # processes that decode images (0: one per CPU core)
+    half: str | None = None  # "left" | "right": that half of side-by-side A|B images (paired data); None: all
 
     def validate(self) -> None:
         """Raise ConfigError with the fix for the first invalid field: errors here cost no image reads."""
@@ -121,6 +135,8 @@ class PrepareOptions:
             raise ConfigError(f"--channels must be 1 (grayscale) or 3 (RGB), not {self.channels}")
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 (one per CPU core) or more, not {self.workers}")
+        if self.half not in (None, "left", "right"):
+            raise ConfigError(f"half must be 'left', 'right' or None, not {self.half!r}")
 
 
 @dataclass
@@ -436,6 +452,10 @@ class _Params:
     resample: int
     background: tuple[int, int, int]
     channels: int
+    half: str | None = None
+
+
+_SIDE_BY_SIDE = (1.8, 2.2)  # width / height of a side-by-side A|B image (two squares, give or take 10%)
 
 
 def _scale_to_8bit(im: Image.Image) -> Image.Image:
@@ -529,6 +549,11 @@ def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
                 assert upright is not None
             else:
                 upright = im  # skip exif_transpose's copy: it costs as much as decoding a small PNG
+        if p.half is not None:
+            w, h = upright.size
+            if not _SIDE_BY_SIDE[0] * h <= w <= _SIDE_BY_SIDE[1] * h:
+                return None, f"not side by side: {w}x{h} is not twice as wide as high (A on the left, B on the right)"
+            upright = upright.crop((0, 0, w // 2, h) if p.half == "left" else (w - w // 2, 0, w, h))
         out = _fit(_flatten(upright, p), p)
         if out.mode != ("L" if p.channels == 1 else "RGB"):
             out = out.convert("L" if p.channels == 1 else "RGB")
@@ -557,7 +582,7 @@ class _Opener:
         """What `_prepare_one` reads: a path for plain files, the bytes of a zip member."""
         if item.member is None:
             return item.path
-        return self._zip(item.path).read(item.member)  # zipfile errors (bad CRC, ...) go to the caller
+        return read_zip_member(self._zip(item.path), item.member)  # zipfile errors (bad CRC, ...) go to the caller
 
     def size(self, item: _Item) -> tuple[int, int] | None:
         """Width and height from the header only (cheap), or None when it cannot be read."""
@@ -565,7 +590,10 @@ class _Opener:
             if item.member is None:
                 with Image.open(item.path) as im:
                     return im.size
-            with self._zip(item.path).open(item.member) as f, Image.open(f) as im:
+            zf = self._zip(item.path)
+            if zip_member_problem(zf.getinfo(item.member)):
+                return None  # never opened: `source` refuses it with the reason
+            with zf.open(item.member) as f, Image.open(f) as im:
                 return im.size
         except Exception:
             return None
@@ -575,6 +603,8 @@ def _read_source(opener: _Opener, item: _Item) -> str | bytes | tuple[None, str]
     """What to decode, or (None, reason) when a zip member cannot even be extracted."""
     try:
         return opener.source(item)
+    except UnsafeZipMember as exc:  # a zip bomb, or a member too large to hold in memory
+        return None, f"too large: zip member refused unread: {exc.reason}"
     except Exception as exc:  # bad CRC, unsupported compression, truncated zip, ...
         return None, f"corrupt: cannot extract from zip: {exc}"
 
@@ -607,7 +637,14 @@ def _read_all(
     from tqdm import tqdm
 
     # disable=None: no bar when stderr is not a terminal (logs and pipes get the summary only)
-    bar = tqdm(total=len(items), desc="reading", unit="img", file=sys.stderr, disable=None if progress else True, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(items),
+        desc="reading",
+        unit="img",
+        file=sys.stderr,
+        disable=None if progress else True,
+        dynamic_ncols=True,
+    )
     try:
         if workers <= 1 or len(items) < 64:
             for item in items:
@@ -657,6 +694,11 @@ def _no_images_error(sources: Sequence[str | os.PathLike], scan: _Scan, skipped:
         fix = "check that the labels file names these files (by path under the source folder, or by file name)"
     elif main_reason.startswith("ambiguous"):
         fix = "name files in the labels file by path, not bare name"
+    elif main_reason.startswith("not side by side"):
+        fix = (
+            "side-by-side paired images hold A on the left and B on the right; or put the two sides in two "
+            "sub-folders (A/ and B/) with matching file names"
+        )
     else:
         fix = "fix or replace the files"
     return DataError(
@@ -715,8 +757,13 @@ def prepare(
         if resolution is None:
             # Headers only, of at most _SIZE_SAMPLE evenly spaced files: the mode of a sample is the mode.
             step = max(1, len(todo) // _SIZE_SAMPLE)
-            resolution = _auto_resolution((opener.size(it) for it, _ in todo[::step]), opts.fit) or 64
-        params = _Params(resolution, opts.fit, FILTERS[opts.filter], background_rgb(opts.background), opts.channels)
+            sizes = (opener.size(it) for it, _ in todo[::step])
+            if opts.half is not None:
+                sizes = ((s[0] // 2, s[1]) if s else None for s in sizes)  # one half of an A|B image
+            resolution = _auto_resolution(sizes, opts.fit) or 64
+        params = _Params(
+            resolution, opts.fit, FILTERS[opts.filter], background_rgb(opts.background), opts.channels, opts.half
+        )
         workers = opts.workers or (os.cpu_count() or 1)
         images: list[np.ndarray] = []
         files: list[str] = []
@@ -862,7 +909,7 @@ def _check_report(report: Path) -> None:
             )
 
 
-def write_report(data: PreparedData, path: str | os.PathLike) -> Path:
+def write_report(data: PreparedData | PreparedPairs, path: str | os.PathLike) -> Path:
     """A CSV of every file left out (status: skipped | duplicate | ignored), written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -913,6 +960,258 @@ def prepare_to(
     data = prepare(sources, opts, progress=progress, exclude=[dest, report])
     try:
         write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite)
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {dest}: {exc.strerror or exc}; choose a writable destination with free space"
+        ) from exc
+    try:
+        data.report = write_report(data, report)
+    except OSError as exc:
+        raise DataError(
+            f"wrote {dest} but cannot write the report {report}: {exc.strerror or exc}; pass --report PATH"
+        ) from exc
+    data.dest = dest
+    return data
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paired and unpaired data: two sides, each through the same pipeline.
+
+TWO_SIDED = ("paired", "unpaired")
+_DOMAIN_NAMES = (("trainA", "trainB"), ("A", "B"))  # CycleGAN's and pix2pix's folder names, tried first
+
+
+@dataclass
+class PreparedPairs:
+    """Paired or unpaired data from `prepare_two_sided`, with the same account of what was left out."""
+
+    layout: str  # "paired" (a[i] is the source of target b[i]) | "unpaired" (two independent domains)
+    a: np.ndarray  # uint8 (N_A, H, W, C): the sources / domain A
+    b: np.ndarray  # uint8 (N_B, H, W, C): the targets / domain B (N_B == N_A when paired)
+    domains: list[str]  # names of the two sides: the sub-folders' names, or ["A", "B"] for side-by-side images
+    files_a: list[str]  # source of each kept image, per side
+    files_b: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason), both sides
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
+    ignored: list[str] = field(default_factory=list)
+    in_datasets: list[tuple[str, int]] = field(default_factory=list)
+    resolution: int = 0
+    dest: Path | None = None  # set by prepare_two_sided_to
+    report: Path | None = None  # set by prepare_two_sided_to
+
+    def summary(self) -> dict:
+        return {
+            "layout": self.layout,
+            "a": len(self.a),
+            "b": len(self.b),
+            "domains": list(self.domains),
+            "skipped": len(self.skipped),
+            "duplicates": len(self.duplicates),
+            "ignored": len(self.ignored),
+            "in_datasets": sum(n for _, n in self.in_datasets),
+            "resolution": self.resolution,
+            "channels": int(self.b.shape[3]),
+        }
+
+
+def domain_folders(path: Path, exclude: Iterable[str | os.PathLike] = ()) -> tuple[Path, Path] | None:
+    """The two sub-folders of `path` that hold the two sides: trainA/ + trainB/, A/ + B/, or its only two
+    sub-folders (sorted; the first is A). Hidden folders and datasets ganforge wrote do not count."""
+    excluded = {os.path.abspath(os.path.expanduser(e)) for e in exclude}
+    subs = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_dir()
+        and not p.name.startswith((".", "__"))
+        and os.path.abspath(p) not in excluded
+        and not _TEMP.fullmatch(p.name)
+        and not _looks_like_dataset_folder(p)
+    )
+    names = {p.name: p for p in subs}
+    for a, b in _DOMAIN_NAMES:
+        if a in names and b in names:
+            return names[a], names[b]
+    if len(subs) == 2:
+        return subs[0], subs[1]
+    return None
+
+
+def _check_two_sided_options(kind: str, opts: PrepareOptions) -> None:
+    if kind not in TWO_SIDED:
+        raise ConfigError(f"unknown kind of two-sided data {kind!r}: use paired or unpaired")
+    if opts.labels is not None:
+        raise ConfigError(
+            f"--labels does not apply to --{kind} data (its two sub-folders are the two sides, not classes); drop --labels"
+        )
+    opts.validate()
+
+
+def _match_key(file: str, root: Path | None) -> str:
+    """What pairs files across the sides: the path under its side's folder without the extension
+    (a/train/0001.png <-> b/train/0001.jpg), or the whole file for side-by-side images."""
+    if root is None:
+        return file
+    rel = Path(os.path.relpath(file, root))
+    return rel.with_suffix("").as_posix()
+
+
+def _unique(items: Iterable) -> list:
+    return list(dict.fromkeys(items))
+
+
+def prepare_two_sided(
+    source: str | os.PathLike,
+    kind: str,
+    opts: PrepareOptions,
+    *,
+    progress: bool = False,
+    exclude: Iterable[str | os.PathLike] = (),
+) -> PreparedPairs:
+    """Read a folder of paired ("paired") or unpaired ("unpaired") data; each side goes through `prepare`.
+
+    `source` holds two sub-folders (see `domain_folders`) or, for paired data only, side-by-side A|B images
+    (pix2pix's facades, maps, edges2shoes). Paired files are matched by name (`_match_key`); a file
+    without a partner is skipped with the reason. Side B is prepared at side A's resolution."""
+    _check_two_sided_options(kind, opts)
+    exclude = list(exclude)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"no such file or folder: {source}; check the path")
+    if not path.is_dir():
+        sbs = ", or a folder of side-by-side A|B images" if kind == "paired" else ""
+        raise DataError(
+            f"{source} is not a folder: --{kind} data is read from a folder with two sub-folders "
+            f"(trainA/ and trainB/, or A/ and B/){sbs}; unzip it first if it is a zip"
+        )
+    side = dataclasses.replace(opts, folder_labels=False, dedupe=opts.dedupe and kind == "unpaired")
+    dirs = domain_folders(path, exclude)
+    skipped: list[tuple[str, str]] = []
+    ignored: list[str] = []
+    in_datasets: list[tuple[str, int]] = []
+    if dirs is None:
+        if kind == "unpaired":
+            raise DataError(
+                f"{path} needs two sub-folders, one per domain (trainA/ and trainB/, as CycleGAN's datasets have, "
+                "or A/ and B/)"
+            )
+        a = prepare([path], dataclasses.replace(side, half="left"), progress=progress, exclude=exclude)
+        b = prepare(
+            [path], dataclasses.replace(side, half="right", resolution=a.resolution), progress=progress, exclude=exclude
+        )
+        domains, roots = ["A", "B"], (None, None)
+        where = ("the left half", "the right half")
+    else:
+        a_dir, b_dir = dirs
+        a = prepare([a_dir], side, progress=progress, exclude=exclude)
+        b = prepare([b_dir], dataclasses.replace(side, resolution=a.resolution), progress=progress, exclude=exclude)
+        domains, roots = [a_dir.name, b_dir.name], (a_dir, b_dir)
+        where = (f"{a_dir.name}/", f"{b_dir.name}/")
+        excluded = {os.path.abspath(os.path.expanduser(e)) for e in exclude}
+        for entry in sorted(path.iterdir()):  # what lies beside the two sides is not read: say so
+            if entry in dirs or os.path.abspath(entry) in excluded:
+                continue
+            if entry.name.startswith(".") or entry.name == "__MACOSX":
+                ignored.append(str(entry))
+            elif entry.is_dir() and (_TEMP.fullmatch(entry.name) or _looks_like_dataset_folder(entry)):
+                in_datasets.append((str(entry), sum(len(f) for _, _, f in os.walk(entry))))
+            else:
+                skipped.append((str(entry), f"not read: {kind} data is read from {where[0]} and {where[1]} only"))
+    skipped += _unique(a.skipped + b.skipped)
+    ignored += _unique(a.ignored + b.ignored)
+    in_datasets += _unique(a.in_datasets + b.in_datasets)
+    duplicates = a.duplicates + b.duplicates
+    if kind == "unpaired":
+        return PreparedPairs(
+            "unpaired",
+            a.images,
+            b.images,
+            domains,
+            a.files,
+            b.files,
+            skipped,
+            duplicates,
+            ignored,
+            in_datasets,
+            a.resolution,
+        )
+
+    # Pair the sides by name, in A's order.
+    keys_b: dict[str, int] = {}
+    for j, f in enumerate(b.files):
+        k = _match_key(f, roots[1])
+        if k in keys_b:
+            skipped.append(
+                (f, f"same name as {b.files[keys_b[k]]}: paired files are matched by name without the extension")
+            )
+        else:
+            keys_b[k] = j
+    lost = {
+        side: {_match_key(f, root) for f, _ in res.skipped}
+        for side, res, root in (("a", a, roots[0]), ("b", b, roots[1]))
+    }
+    ia, ib, matched, seen_a = [], [], set(), set()
+    for i, f in enumerate(a.files):
+        k = _match_key(f, roots[0])
+        if k in seen_a:
+            skipped.append((f, "same name as another file: paired files are matched by name without the extension"))
+        elif k in keys_b:
+            ia.append(i)
+            ib.append(keys_b[k])
+            matched.add(k)
+        elif k in lost["b"]:
+            skipped.append((f, f"its partner in {where[1]} was skipped"))
+        else:
+            skipped.append((f, f"no partner in {where[1]}"))
+        seen_a.add(k)
+    for k, j in keys_b.items():
+        if k not in matched and k not in seen_a:
+            why = f"its partner in {where[0]} was skipped" if k in lost["a"] else f"no partner in {where[0]}"
+            skipped.append((b.files[j], why))
+    if not ia:
+        raise DataError(
+            f"no file in {where[0]} has a partner of the same name in {where[1]}; paired data is matched by "
+            "file name (A/0001.png <-> B/0001.png)"
+        )
+    src, tgt = a.images[ia], b.images[ib]
+    files_a, files_b = [a.files[i] for i in ia], [b.files[j] for j in ib]
+    if opts.dedupe:  # a pair is a duplicate when both of its sides are
+        keep, seen = [], {}
+        for n in range(len(src)):
+            digest = hashlib.blake2b(src[n].tobytes() + tgt[n].tobytes(), digest_size=16).digest()
+            if digest in seen:
+                duplicates.append((files_a[n], files_a[seen[digest]]))
+            else:
+                seen[digest] = n
+                keep.append(n)
+        src, tgt = src[keep], tgt[keep]
+        files_a, files_b = [files_a[n] for n in keep], [files_b[n] for n in keep]
+    return PreparedPairs(
+        "paired", src, tgt, domains, files_a, files_b, skipped, duplicates, ignored, in_datasets, a.resolution
+    )
+
+
+def prepare_two_sided_to(
+    source: str | os.PathLike,
+    dest: str | os.PathLike,
+    kind: str,
+    opts: PrepareOptions,
+    *,
+    overwrite: bool = False,
+    report_path: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> PreparedPairs:
+    """`prepare_two_sided`, then write a paired or unpaired archive (see `archive.py`) and the report, with
+    every check of `prepare_to` made before any image is read."""
+    _check_two_sided_options(kind, opts)
+    dest = Path(dest).expanduser()
+    report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
+    _check_overlap([source], dest, report, None)
+    _check_dest(dest, overwrite)
+    _check_report(report)
+    data = prepare_two_sided(source, kind, opts, progress=progress, exclude=[dest, report])
+    write = write_paired_archive if kind == "paired" else write_unpaired_archive
+    try:
+        write(data.a, data.b, dest, domains=data.domains, overwrite=overwrite)
     except OSError as exc:
         raise DataError(
             f"cannot write {dest}: {exc.strerror or exc}; choose a writable destination with free space"
