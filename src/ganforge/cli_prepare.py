@@ -38,7 +38,9 @@ def _channel_name(c: int) -> str:
     "filter_",
     type=click.Choice(["nearest", "box", "bilinear", "bicubic", "lanczos"]),
     default="lanczos",
-    help="Resampling filter; nearest keeps pixel art exact.",
+    help="Resampling filter. nearest keeps pixel art exact when enlarging; images it would reduce are "
+    "reduced with box (area averaging) instead, since nearest drops pixels (broken outlines, speckle); "
+    "the summary says how many.",
 )
 @click.option(
     "--background",
@@ -179,7 +181,10 @@ def prepare(
 
 
 def _echo_left_out(data) -> None:
-    """What both summaries end with: earlier datasets not read, the first skipped files, the report."""
+    """What both summaries end with: how nearest resized (when box reduced some images), earlier datasets not
+    read, the first skipped files, the report."""
+    if data.filter_note:
+        click.echo(data.filter_note)
     n = sum(k for _, k in data.in_datasets)
     if n:
         folders = ", ".join(folder for folder, _ in data.in_datasets[:3])

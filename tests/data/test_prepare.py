@@ -258,6 +258,94 @@ def test_nearest_keeps_pixel_art_colours_exactly(tmp_path):
     assert len({tuple(c) for c in smooth.reshape(-1, 3)}) > 16
 
 
+def _outlined_sprite() -> np.ndarray:
+    """64x64 pixel art: a red square on white whose 2-px outline is a black/white checkerboard (black where
+    x + y is odd), crossed by two 1-px black lines at even positions (column 20, row 30)."""
+    art = np.full((64, 64, 3), 255, np.uint8)
+    art[8:56, 8:56] = (200, 40, 40)
+    yy, xx = np.mgrid[0:64, 0:64]
+    ring = ((yy >= 8) & (yy < 56) & (xx >= 8) & (xx < 56)) & ~((yy >= 10) & (yy < 54) & (xx >= 10) & (xx < 54))
+    art[ring] = 255
+    art[ring & ((xx + yy) % 2 == 1)] = 0
+    art[10:54, 20] = 0
+    art[30, 10:54] = 0
+    return art
+
+
+def test_nearest_reduces_with_box_so_outlines_survive(tmp_path):
+    art = _outlined_sprite()
+    p = tmp_path / "sprite.png"
+    Image.fromarray(art).save(p)
+    data = prepare([p], opts(resolution=32, filter="nearest"))
+    small = data.images[0]
+    assert (small == one(p, resolution=32, filter="box")).all()  # the area filter did the reduction
+    assert data.reduced.tolist() == [True]
+
+    # Plain nearest (the old behaviour) samples every second pixel and loses the outline and the lines whole.
+    old = np.asarray(Image.fromarray(art).resize((32, 32), Image.Resampling.NEAREST))
+    ring = np.zeros((32, 32), bool)
+    ring[4:28, 4:28] = True
+    ring[5:27, 5:27] = False  # the 1-px ring of 2x2 checkerboard blocks
+    assert (old[ring] == 255).all()  # every outline pixel dropped
+    assert not (old[5:27, 10] == 0).any() and not (old[15, 5:27] == 0).any()  # both lines gone
+
+    # Box keeps every outline pixel (each 2x2 checkerboard block is half black: mid grey) and both lines.
+    assert ((small[ring] > 100) & (small[ring] < 160)).all()
+    assert (small[ring].max(axis=1) - small[ring].min(axis=1) <= 1).all()  # grey, not speckled colours
+    fill_r = 200
+    assert (small[5:27, 10, 0] < fill_r * 0.6).all() and (small[15, 5:27, 0] < fill_r * 0.6).all()
+
+
+def test_nearest_enlarges_exactly_and_reduces_per_axis(tmp_path):
+    art = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    p = tmp_path / "small.png"
+    Image.fromarray(art).save(p)
+    data = prepare([p], opts(resolution=64, filter="nearest"))
+    assert (data.images[0] == np.repeat(np.repeat(art, 4, 0), 4, 1)).all()  # pixel blocks, no new colours
+    assert data.reduced.tolist() == [False] and data.filter_note == ""
+
+    # Stretching 64x16 to 32x32 reduces the width (box) and enlarges the height (nearest: rows repeat).
+    wide = np.random.default_rng(2).integers(0, 256, (16, 64, 3), dtype=np.uint8)
+    q = tmp_path / "wide.png"
+    Image.fromarray(wide).save(q)
+    out = one(q, resolution=32, fit="stretch", filter="nearest")
+    by_area = np.asarray(Image.fromarray(wide).resize((32, 16), Image.Resampling.BOX))
+    assert (out == np.repeat(by_area, 2, 0)).all()
+
+
+def test_summary_says_how_many_images_box_reduced(tmp_path):
+    from click.testing import CliRunner
+
+    from ganforge.cli import main
+
+    d = tmp_path / "art"
+    d.mkdir()
+    for i in range(2):
+        Image.fromarray(_outlined_sprite()).save(d / f"big{i}.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(d / "small.png")
+    data = prepare([d], opts(resolution=32, filter="nearest"))
+    assert data.reduced.tolist() == [True, True, False]
+    assert data.filter_note == "filter: nearest for enlarging, box (area) for 2 images that were reduced"
+    assert prepare([d], opts(resolution=32, filter="box")).filter_note == ""  # only nearest is changed
+
+    r = CliRunner().invoke(main, ["prepare", str(d), str(tmp_path / "out.zip"), "--resolution", "32", "--filter", "nearest", "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "filter: nearest for enlarging, box (area) for 2 images that were reduced" in r.output
+    help_text = CliRunner().invoke(main, ["prepare", "--help"]).output
+    assert "reduced with box" in " ".join(help_text.split())
+
+
+def test_two_sided_summary_counts_reduced_images_on_both_sides(tmp_path):
+    from ganforge.data.prepare import prepare_two_sided
+
+    for side, size in (("trainA", 64), ("trainB", 64)):
+        (tmp_path / "u" / side).mkdir(parents=True)
+        Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(tmp_path / "u" / side / "0.png")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "u" / "trainB" / "1.png")
+    data = prepare_two_sided(tmp_path / "u", "unpaired", opts(resolution=16, filter="nearest"))
+    assert data.filter_note == "filter: nearest for enlarging, box (area) for 2 images that were reduced"
+
+
 def test_automatic_resolution_is_the_most_common_size(tmp_path):
     d = tmp_path / "auto"
     for i in range(3):

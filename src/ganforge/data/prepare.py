@@ -4,6 +4,8 @@ Sources are folders (searched recursively), zips and single image files, in any 
 with PIL, turned upright (EXIF orientation), flattened onto a background colour (transparency is
 composited at full size, before any resizing, so edges blend with the colour the model will see), made
 square (`pad`, `crop` or `stretch`), resized with the chosen filter and converted to RGB or grayscale.
+`nearest` enlarges pixel art exactly but drops whole pixels when reducing (broken outlines, speckle), so
+an image it would reduce is reduced with the area filter `box` instead; the summary says how many were.
 A file that cannot be used is skipped with a reason, never fatal: one bad download must not cost a
 user the other 10,000 images. `prepare_to` writes the result in the StyleGAN2-ADA archive format
 (see `archive.py`) plus a per-file CSV report of everything that was left out.
@@ -106,7 +108,7 @@ class PrepareOptions:
 
     resolution: int | None = None  # output side in pixels; None: automatic (see the module docstring)
     fit: str = "pad"  # pad (letterbox with the background colour) | crop (centre square) | stretch
-    filter: str = "lanczos"  # nearest | box | bilinear | bicubic | lanczos; nearest keeps pixel art exact
+    filter: str = "lanczos"  # nearest | box | bilinear | bicubic | lanczos; nearest: exact enlarging, box reduces
     background: str = "white"  # PIL colour name or #rrggbb: transparency is composited onto it, pad fills with it
     channels: int = 3  # 3 = RGB, 1 = grayscale
     dedupe: bool = False  # drop images whose pixels are identical after preparation (keep the first)
@@ -154,6 +156,13 @@ class PreparedData:
     resolution: int = 0
     dest: Path | None = None  # set by prepare_to
     report: Path | None = None  # set by prepare_to
+    filter: str = ""  # the --filter asked for
+    reduced: np.ndarray | None = None  # bool (N,): kept images reduced with box because the filter was nearest
+
+    @property
+    def filter_note(self) -> str:
+        """The summary's line on how images were resized, when it differs from the --filter asked for."""
+        return filter_note(self.filter, self.reduced)
 
     def summary(self) -> dict:
         return {
@@ -166,6 +175,15 @@ class PreparedData:
             "resolution": self.resolution,
             "channels": int(self.images.shape[3]) if self.images.ndim == 4 else 0,
         }
+
+
+def filter_note(filter_name: str, reduced: np.ndarray | None) -> str:
+    """'' unless `nearest` was asked for and some images were reduced, with box in its place."""
+    n = int(np.count_nonzero(reduced)) if reduced is not None else 0
+    if filter_name != "nearest" or n == 0:
+        return ""
+    were = "was" if n == 1 else "were"
+    return f"filter: nearest for enlarging, box (area) for {_plural(n, 'image')} that {were} reduced"
 
 
 def background_rgb(colour: str) -> tuple[int, int, int]:
@@ -497,29 +515,56 @@ def _flatten(im: Image.Image, p: _Params) -> Image.Image:
     return im.convert("RGB")  # CMYK (PIL undoes Adobe's inversion), YCbCr, HSV, ...
 
 
-def _fit(im: Image.Image, p: _Params) -> Image.Image:
-    """Make `im` a p.resolution square. Integer crop/paste offsets keep `nearest` pixel-exact."""
+_REDUCED = "reduced with box"  # `_prepare_one`'s note for a kept image that nearest would have reduced
+
+
+def _resize(
+    im: Image.Image, size: tuple[int, int], resample: int, box: tuple[int, int, int, int] | None = None
+) -> tuple[Image.Image, bool]:
+    """`im` (or its `box`) resized to `size`, and whether nearest was replaced by box for a reduction.
+
+    Nearest picks one source pixel per output pixel: exact when enlarging, but a reduction drops the pixels
+    between the picks, breaking 1-pixel outlines into dashes. Box averages the source pixels each output
+    pixel covers, so every pixel counts (and an exact 2:1 reduction of 2x2 blocks is still exact); for a
+    reduction in one axis and an enlargement in the other, box reduces that axis first, then nearest enlarges.
+    """
+    if resample != Image.Resampling.NEAREST:
+        # reducing_gap: reduce in big integer steps first (fast, same look)
+        return im.resize(size, resample, box=box, reducing_gap=3.0), False
+    sw, sh = (box[2] - box[0], box[3] - box[1]) if box is not None else im.size
+    (w, h) = size
+    if w >= sw and h >= sh:
+        return im.resize(size, Image.Resampling.NEAREST, box=box), False
+    if w <= sw and h <= sh:
+        return im.resize(size, Image.Resampling.BOX, box=box), True
+    im = im.resize((min(w, sw), min(h, sh)), Image.Resampling.BOX, box=box)
+    return im.resize(size, Image.Resampling.NEAREST), True
+
+
+def _fit(im: Image.Image, p: _Params) -> tuple[Image.Image, bool]:
+    """Make `im` a p.resolution square; also whether it was reduced with box in place of nearest (see
+    `_resize`). Integer crop/paste offsets keep `nearest` pixel-exact."""
     r, (w, h) = p.resolution, im.size
-    gap = 3.0 if p.resample != Image.Resampling.NEAREST else None  # reduce in big steps first: fast, same look
     if p.fit == "stretch":
-        return im if (w, h) == (r, r) else im.resize((r, r), p.resample, reducing_gap=gap)
+        return (im, False) if (w, h) == (r, r) else _resize(im, (r, r), p.resample)
     if p.fit == "crop":
         s = min(w, h)
         left, top = (w - s) // 2, (h - s) // 2
         box = (left, top, left + s, top + s)
         if s == r:
-            return im if (w, h) == (r, r) else im.crop(box)
-        return im.resize((r, r), p.resample, box=box, reducing_gap=gap)
+            return (im if (w, h) == (r, r) else im.crop(box)), False
+        return _resize(im, (r, r), p.resample, box=box)
     s = max(w, h)  # pad: scale the long side to r, then centre on a background square
     nw, nh = max(1, round(w * r / s)), max(1, round(h * r / s))
+    reduced = False
     if (nw, nh) != (w, h):
-        im = im.resize((nw, nh), p.resample, reducing_gap=gap)
+        im, reduced = _resize(im, (nw, nh), p.resample)
     if (nw, nh) == (r, r):
-        return im
+        return im, reduced
     fill = p.background if im.mode == "RGB" else ImageColor.getcolor("rgb({},{},{})".format(*p.background), "L")
     canvas = Image.new(im.mode, (r, r), fill)
     canvas.paste(im, ((r - nw) // 2, (r - nh) // 2))
-    return canvas
+    return canvas, reduced
 
 
 def _skip_reason(exc: BaseException) -> str:
@@ -535,8 +580,9 @@ def _skip_reason(exc: BaseException) -> str:
 
 
 def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
-    """(uint8 (H, W, C) image, "") or (None, reason). Never raises for a bad file: one bad file must not
-    stop a long run, and the reason goes to the report."""
+    """(uint8 (H, W, C) image, note) or (None, reason). The note is "" or _REDUCED (box reduced the image
+    in place of nearest). Never raises for a bad file: one bad file must not stop a long run, and the reason
+    goes to the report."""
     try:
         if (len(src) if isinstance(src, bytes) else os.path.getsize(src)) == 0:
             return None, "empty file: 0 bytes"
@@ -554,13 +600,13 @@ def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
             if not _SIDE_BY_SIDE[0] * h <= w <= _SIDE_BY_SIDE[1] * h:
                 return None, f"not side by side: {w}x{h} is not twice as wide as high (A on the left, B on the right)"
             upright = upright.crop((0, 0, w // 2, h) if p.half == "left" else (w - w // 2, 0, w, h))
-        out = _fit(_flatten(upright, p), p)
+        out, reduced = _fit(_flatten(upright, p), p)
         if out.mode != ("L" if p.channels == 1 else "RGB"):
             out = out.convert("L" if p.channels == 1 else "RGB")
         arr = np.asarray(out)
     except Exception as exc:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
         return None, _skip_reason(exc)
-    return (arr[:, :, None] if arr.ndim == 2 else arr), ""
+    return (arr[:, :, None] if arr.ndim == 2 else arr), _REDUCED if reduced else ""
 
 
 def _prepare_task(task: tuple[str | bytes, _Params]) -> tuple[np.ndarray | None, str]:
@@ -768,6 +814,7 @@ def prepare(
         images: list[np.ndarray] = []
         files: list[str] = []
         kept_labels: list[str] = []
+        reduced: list[bool] = []
         duplicates: list[tuple[str, str]] = []
         seen: dict[bytes, str] = {}
         for (item, label), (arr, reason) in zip(
@@ -785,6 +832,7 @@ def prepare(
             images.append(arr)
             files.append(item.display)
             kept_labels.append(label or "")
+            reduced.append(reason == _REDUCED)
 
     if not images:
         raise _no_images_error(sources, scan, skipped)
@@ -804,6 +852,8 @@ def prepare(
         ignored=scan.ignored,
         in_datasets=scan.in_datasets,
         resolution=resolution,
+        filter=opts.filter,
+        reduced=np.array(reduced, dtype=bool),
     )
 
 
@@ -998,6 +1048,13 @@ class PreparedPairs:
     resolution: int = 0
     dest: Path | None = None  # set by prepare_two_sided_to
     report: Path | None = None  # set by prepare_two_sided_to
+    filter: str = ""  # the --filter asked for
+    reduced: np.ndarray | None = None  # bool: kept images (both sides) reduced with box because the filter was nearest
+
+    @property
+    def filter_note(self) -> str:
+        """The summary's line on how images were resized, when it differs from the --filter asked for."""
+        return filter_note(self.filter, self.reduced)
 
     def summary(self) -> dict:
         return {
@@ -1133,6 +1190,8 @@ def prepare_two_sided(
             ignored,
             in_datasets,
             a.resolution,
+            filter=opts.filter,
+            reduced=np.concatenate([_reduced(a), _reduced(b)]),
         )
 
     # Pair the sides by name, in A's order.
@@ -1174,6 +1233,7 @@ def prepare_two_sided(
         )
     src, tgt = a.images[ia], b.images[ib]
     files_a, files_b = [a.files[i] for i in ia], [b.files[j] for j in ib]
+    red_a, red_b = _reduced(a)[ia], _reduced(b)[ib]
     if opts.dedupe:  # a pair is a duplicate when both of its sides are
         keep, seen = [], {}
         for n in range(len(src)):
@@ -1185,9 +1245,26 @@ def prepare_two_sided(
                 keep.append(n)
         src, tgt = src[keep], tgt[keep]
         files_a, files_b = [files_a[n] for n in keep], [files_b[n] for n in keep]
+        red_a, red_b = red_a[keep], red_b[keep]
     return PreparedPairs(
-        "paired", src, tgt, domains, files_a, files_b, skipped, duplicates, ignored, in_datasets, a.resolution
+        "paired",
+        src,
+        tgt,
+        domains,
+        files_a,
+        files_b,
+        skipped,
+        duplicates,
+        ignored,
+        in_datasets,
+        a.resolution,
+        filter=opts.filter,
+        reduced=np.concatenate([red_a, red_b]),
     )
+
+
+def _reduced(data: PreparedData) -> np.ndarray:
+    return data.reduced if data.reduced is not None else np.zeros(len(data.files), dtype=bool)
 
 
 def prepare_two_sided_to(

@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataError
 from . import weights as W
 from .cache import STATS_VERSION, RealStats, dataset_sha256, load_stats, save_stats, stats_path
 from .classes import class_coverage, class_histogram
-from .extractors import DinoV2Extractor, FeatureExtractor, InceptionExtractor
+from .extractors import DinoV2Extractor, EfficientNetExtractor, FeatureExtractor, InceptionExtractor
 from .frechet import feature_statistics, frechet_distance_to_features
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
@@ -83,7 +83,7 @@ _ALIASES = {
     "classes": "coverage",
     "fd": "fid",
 }
-EXTRACTORS = ("inception", "classifier", "dinov2")
+EXTRACTORS = ("inception", "classifier", "dinov2", "efficientnet-lite0")
 PR_K, DC_K = 3, 5  # Kynkäänniemi et al. 2019; Naeem et al. 2020
 
 
@@ -216,7 +216,8 @@ def _progress(it: Iterator[torch.Tensor], total: int, desc: str, enabled: bool) 
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None) as bar:  # None: off when not a terminal
+    # disable=None: off when not a terminal
+    with tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None) as bar:
         for x in it:
             yield x
             bar.update(x.shape[0])
@@ -227,7 +228,9 @@ class Evaluator:
 
     real: the reference images (source name/path, dataset or tensor). metrics: names from METRICS.
     extractor: 'inception' (the FID network; numbers comparable with papers), 'classifier' (trained on the
-    labelled real data; offline and fast, comparable only between runs on the same data) or 'dinov2'.
+    labelled real data; offline and fast, comparable only between runs on the same data), 'dinov2', or
+    'efficientnet-lite0' (ImageNet weights shipped in a pip package, the `offline` extra: any folder, no download,
+    no labels; numbers NOT comparable with Inception FID).
     num_real: use a fixed random subset of this many real images (None: all, StyleGAN's "_full").
     resolution/channels: bring the real data to the generator's format when loading it from a source.
     """
@@ -311,6 +314,8 @@ class Evaluator:
                 )
             elif spec == "classifier":
                 self._extractor = self.classifier
+            elif spec == "efficientnet-lite0":
+                self._extractor = EfficientNetExtractor(device=self.device)
             else:
                 self._extractor = DinoV2Extractor(device=self.device, cache=self.cache_root)
         return self._extractor
@@ -495,6 +500,8 @@ class Evaluator:
                 "ganforge_version": __version__,
             }
         )
+        if ext.note:
+            res["note"] = ext.note  # e.g. not comparable with Inception FID
         return res
 
     def _check_sizes(self, n_fake: int, n_real: int) -> None:
