@@ -41,7 +41,7 @@ def cache(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("cache")
     ds = load_dataset("digits")
-    clf = train_classifier(ds, steps=100)
+    clf = train_classifier(ds, steps=30)  # 30 steps: ~98% held-out accuracy, enough for these checks
     save_classifier(classifier_path(clf.meta["dataset_sha256"], root, ds.name), clf)
     return root
 
@@ -77,6 +77,7 @@ def test_eval_two_sources_table_and_json(tmp_path):
         and "10/10 classes" in r.output
         and "not the standard FID network" in r.output
     )
+    assert "caution: FD from 1797 generated / 1797 real images is strongly biased" in r.output
     res = json.loads(out.read_text())
     assert KEYS <= set(res) and res["num_real"] == res["num_fake"] == 1797
     assert all(not isinstance(v, (dict, list)) for v in res.values())
@@ -104,6 +105,7 @@ def test_eval_run_appends_to_metrics_jsonl(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "fd64[classifier-v1-" in r.output
+    assert "caution: FD from 64 generated / 1797 real images is strongly biased at this size" in r.output
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "eval" and last["step"] == 2 and last["num_fake"] == 64 and last["ref"] == "digits"
     assert last["fid"] == json.loads((tmp_path / "r.json").read_text())["fid"]
@@ -133,3 +135,40 @@ def test_eval_errors_are_one_line(args, message):
     r = run(["eval", *args])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+def test_eval_notes_files_left_out_of_a_folder(tmp_path):
+    """A raw folder with unreadable files: the numbers come with a note saying how many were left out."""
+    import numpy as np
+    from PIL import Image
+
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(fake / f"{i}.png")
+    (fake / "broken.png").write_bytes(b"\x89PNG truncated")
+    (fake / "zeros.jpg").write_bytes(bytes(64))
+    args = ["eval", "--real", "digits", "--fake", str(fake), "--extractor", "classifier", "--metrics", "fid", "--quiet"]
+    r = run(args)
+    assert r.exit_code == 0, r.output
+    assert "fd10[classifier-v1-" in r.output
+    note = next(line for line in r.output.splitlines() if line.startswith("note: 2 file(s)"))
+    assert str(fake) in note and "broken.png" in note and "per-file report" in note
+    (fake / "broken.png").unlink()
+    (fake / "zeros.jpg").unlink()
+    r = run(args)
+    assert r.exit_code == 0 and "left out" not in r.output
+
+
+def test_small_sample_caution():
+    from ganforge.cli_eval import small_sample_caution
+
+    res = {"num_fake": 500, "num_real": 50000, "extractor": "inception-2015-12-05"}
+    assert "caution: FID from 500 generated / 50000 real images is strongly biased" in small_sample_caution(
+        res, ["fid", "pr"]
+    )
+    assert "KID from 500" in small_sample_caution(res, ["kid"])
+    assert small_sample_caution(res, ["pr", "is"]) is None
+    assert small_sample_caution({**res, "num_fake": 2000, "num_real": 2000}, ["fid"]) is None
+    assert "FD from" in small_sample_caution({**res, "extractor": "dinov2-vitl14"}, ["fid"])

@@ -25,11 +25,30 @@ def test_parse_seeds():
         parse_seeds("3-1")
     with pytest.raises(GanforgeError):
         parse_seeds("a,b")
+    with pytest.raises(GanforgeError, match="cannot be negative"):
+        parse_seeds("-1")
+    with pytest.raises(GanforgeError, match="more than 1,000,000 seeds"):
+        parse_seeds("0-2000000")
 
 
 def test_train_generate_info(tmp_path, tiny_data):
     runs = tmp_path / "runs"
-    r = run(["train", "--data", tiny_data, "--steps", "3", "--run", "e2e", "--runs-dir", str(runs), "--sample-every", "2", *TINY])
+    r = run(
+        [
+            "train",
+            "--data",
+            tiny_data,
+            "--steps",
+            "3",
+            "--run",
+            "e2e",
+            "--runs-dir",
+            str(runs),
+            "--sample-every",
+            "2",
+            *TINY,
+        ]
+    )
     assert r.exit_code == 0, r.output
     assert "done: 3 steps" in r.output
     run_dir = runs / "e2e"
@@ -101,7 +120,8 @@ def test_bad_input_gives_one_line(tmp_path, monkeypatch, args, message):
     assert r.output.strip().startswith("error:") and len(r.output.strip().splitlines()) == 1
 
 
-def test_empty_folder_and_unwritable_runs_dir(tmp_path, tiny_data):
+def test_empty_folder_and_unwritable_runs_dir(tmp_path, tiny_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the run folder ./runs/dcgan-empty must not land in the repository
     (tmp_path / "empty").mkdir()
     r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "empty folder" in r.output

@@ -136,6 +136,7 @@ def eval_cmd(
         use_cache=not no_cache,
         progress=not quiet,
     )
+    notes: list[str] = []
     if run:
         import ganforge
 
@@ -143,29 +144,81 @@ def eval_cmd(
         if model.spec.kind != "image":
             raise ConfigError(f"{model.run_dir} generates {model.spec.kind}, not images; image metrics do not apply")
         data = ref or _run_data(model)
-        ev = Evaluator(data, resolution=model.spec.resolution, channels=model.spec.channels, **common)
+        real = _load_noting_skips(data, notes, resolution=model.spec.resolution, progress=not quiet)
+        ev = Evaluator(real, resolution=model.spec.resolution, channels=model.spec.channels, **common)
         result = ev(generator_from_model(model, batch=batch), num=num or 50000)
         record = {"step": model.step, "event": "eval", "checkpoint": str(checkpoint), "ref": str(data), **result}
         with open(Path(model.run_dir) / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         where = f"{model.run_dir} at step {model.step} ({checkpoint})"
     else:
-        ev = Evaluator(real_src, **common)  # type: ignore[arg-type]
-        result = ev(fake_src, num=num)  # type: ignore[arg-type]
+        real = _load_noting_skips(real_src, notes, progress=not quiet)  # type: ignore[arg-type]
+        ev = Evaluator(real, **common)
+        fake = _load_noting_skips(fake_src, notes, progress=not quiet)  # type: ignore[arg-type]
+        result = ev(fake, num=num)
         where = f"{fake_src} against {real_src}"
     click.echo(format_result(result, names, where))
+    caution = small_sample_caution(result, names)
+    for note in notes + ([caution] if caution else []):
+        click.echo(note, err=True)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+
+
+# Fewer images than this make FID/FD and KID unreliable (FID's bias grows as N shrinks; papers use 10k or 50k).
+SMALL_SAMPLE = 2000
+
+
+def small_sample_caution(res: dict[str, Any], metrics: list[str]) -> str | None:
+    """One line of caution when a distance between feature distributions was estimated from few images."""
+    n = min(int(res["num_fake"]), int(res["num_real"]))
+    if n >= SMALL_SAMPLE or not ({"fid", "kid"} & set(metrics)):
+        return None
+    counts = f"{res['num_fake']} generated / {res['num_real']} real images"
+    if "fid" in metrics:
+        name = "FID" if str(res["extractor"]).startswith("inception") else "FD"
+        return (
+            f"caution: {name} from {counts} is strongly biased at this size (upward, more so the fewer images; "
+            "papers use 10k or 50k): compare it only with numbers computed from the same counts"
+        )
+    return (
+        f"caution: KID from {counts} is unbiased but very noisy at this size (papers use 10k or 50k images): "
+        "mind its ± before comparing"
+    )
+
+
+def _load_noting_skips(source: str, notes: list[str], *, resolution: int | None = None, progress: bool = False) -> Any:
+    """A raw image folder or zip, read the way the Evaluator would read it (prepared in memory with the
+    `ganforge prepare` defaults), so that files left out can be counted; other sources (built-in names,
+    prepared datasets) are returned as they are, for the Evaluator to load. Appends a note on skipped files."""
+    from .data.archive import is_prepared_archive
+    from .data.dataset import BUILTIN_PREFIX, ImageDataset
+    from .data.prepare import PrepareOptions, prepare
+
+    path = Path(str(source)).expanduser()
+    if str(source).startswith(BUILTIN_PREFIX) or not path.exists() or is_prepared_archive(path):
+        return source
+    if path.is_dir() and not any(path.iterdir()):
+        return source  # the loader's own error names the empty folder
+    prepared = prepare([path], PrepareOptions(resolution=resolution), progress=progress)
+    if prepared.skipped:
+        first, why = prepared.skipped[0]
+        notes.append(
+            f"note: {len(prepared.skipped)} file(s) in {source} were left out, e.g. {first} ({why}); "
+            f"`ganforge prepare {source} OUT.zip` writes a per-file report (OUT-report.csv)"
+        )
+    return ImageDataset.from_numpy(prepared.images, prepared.labels, prepared.class_names, name=path.stem)
 
 
 def _run_data(model: Any) -> str:
     """The training data a run names in its config.json (the reference for its metrics)."""
     cfg_path = Path(model.run_dir) / "config.json"
     try:
-        data = json.loads(cfg_path.read_text()).get("data")
-    except (OSError, json.JSONDecodeError):
-        data = None
+        saved = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # missing or damaged: the checkpoint's copy of the config
+        saved = None
+    data = saved.get("data") if isinstance(saved, dict) and isinstance(saved.get("data"), str) else None
     data = data or getattr(getattr(model, "config", None), "data", None)
     if not data:
         raise ConfigError(f"{cfg_path} does not name the training data; give the reference with --ref DATASET")

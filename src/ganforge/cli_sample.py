@@ -41,3 +41,129 @@ def interpolate(
         x = latent_walk(model, parse_seeds(seeds), frames, **kw)
     path = save_walk(x, target, fps=fps, scale=scale)
     click.echo(f"wrote {path} ({x.shape[0]} segments x {x.shape[1]} frames, step {model.step})")
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("run")
+@click.option("--rows", default="0-3", help="Seeds of the rows (their coarse styles are kept).")
+@click.option("--cols", default="4-7", help="Seeds of the columns (they give the styles --styles).")
+@click.option("--styles", default="0-6", help="Layers whose styles come from the column seed (0 = coarsest).")
+@click.option("--trunc", type=float, default=1.0, help="Truncation psi.")
+@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", help="Per-pixel noise.")
+@click.option("--class", "label", default=None, help="Class index or name for conditional models.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG to write [default: RUN/mix-ROWS-COLS.png].")
+@click.option("--scale", type=click.IntRange(1, 32), default=1, help="Enlarge by this factor (nearest neighbour).")
+@click.option("--checkpoint", default="latest", help="latest, best or a step number.")
+@click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
+def mix(
+    run: str, rows: str, cols: str, styles: str, trunc: float, noise_mode: str, label: str | None, out: str | None,
+    scale: int, checkpoint: str, device: str,
+) -> None:
+    """Style-mixing grid of a stylegan2 RUN: row seeds with the --styles layers of the column seeds
+    (Karras et al. 2019, fig. 3)."""
+    from PIL import Image
+
+    from .sample.grid import make_grid, save_png
+    from .sample.model import Model
+    from .sample.styles import style_mix
+
+    model = Model.load(run, checkpoint=checkpoint, device=device)
+    r, c = parse_seeds(rows), parse_seeds(cols)
+    grid = style_mix(model, r, c, parse_seeds(styles), trunc=trunc, noise_mode=noise_mode, label=label)
+    n_rows, n_cols = grid.shape[:2]
+    img = make_grid(grid.reshape(n_rows * n_cols, *grid.shape[2:]), nrow=n_cols)  # (R+1, C+1, ...) -> rows
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    path = Path(out) if out else model.run_dir / f"mix-{rows.replace(',', '_')}-{cols.replace(',', '_')}.png"
+    if path.suffix.lower() != ".png":
+        raise click.BadParameter("give a .png file", param_hint="--out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(img, path)
+    click.echo(f"wrote {path} ({len(r)} rows x {len(c)} columns, styles {styles}, step {model.step})")
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("run")
+@click.argument("target", type=click.Path(exists=True, dir_okay=False))
+@click.option("--steps", type=click.IntRange(1, 100000), default=500, help="Optimisation steps.")
+@click.option("--loss", type=click.Choice(["auto", "lpips", "pixel"]), default="auto", help="auto: LPIPS when its weights are on disk, else a multi-scale pixel distance.")
+@click.option("--seed", type=int, default=0, help="Seed of the optimisation noise.")
+@click.option("--video", is_flag=True, help="Also write the optimisation as a GIF.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [default: RUN/projected/TARGET].")
+@click.option("--checkpoint", default="latest", help="latest, best or a step number.")
+@click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
+def project(run: str, target: str, steps: int, loss: str, seed: int, video: bool, out: str | None, checkpoint: str, device: str) -> None:
+    """Project a real image into the W space of a stylegan2 RUN: writes the latent (projected_w.npz),
+    target | reconstruction (proj.png) and, with --video, the optimisation (proj.gif)."""
+    import numpy as np
+    import torch
+
+    from .sample.grid import make_grid, save_png
+    from .sample.interpolate import load_image, save_walk
+    from .sample.model import Model
+    from .sample.styles import project as run_projection
+
+    model = Model.load(run, checkpoint=checkpoint, device=device)
+    x = load_image(target, model.spec.channels, model.spec.resolution)
+    res = run_projection(model, x, steps=steps, loss=loss, seed=seed, every=max(steps // 60, 1) if video else 0)
+    folder = Path(out) if out else model.run_dir / "projected" / Path(target).stem
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "projected_w.npz", w=res.w.numpy())  # plain arrays: np.load needs no pickle
+    save_png(make_grid(torch.stack([x[0], res.image])), folder / "proj.png")
+    if video and res.frames:
+        frames = torch.stack([torch.cat([x[0], f], dim=2) for f in res.frames])  # target | current, side by side
+        save_walk(frames[None], folder / "proj.gif", fps=15)
+    click.echo(f"wrote {folder} (loss: {res.loss}, final distance {res.distance:.4f}, {steps} steps)")
+
+
+def translate_files(
+    run: str, inputs: tuple[str, ...], out: str | None, *, direction: str = "AtoB", checkpoint: str = "latest",
+    no_ema: bool = False, device: str = "cpu", kind: str | None = None, verb: str = "translated",
+) -> None:
+    """What `translate`, `enhance` and `colorize` share: files or folders in, one PNG per input out (same
+    stem), large images in tiles. `kind` restricts the run's data kind (e.g. superres for enhance)."""
+    from .data.archive import IMAGE_EXTENSIONS
+    from .errors import ConfigError
+    from .sample.grid import save_png
+    from .sample.model import Model
+
+    model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
+    if kind is not None and model.spec.kind != kind:
+        raise ConfigError(f"{run} is a {model.family.name} model ({model.spec.kind} data); `ganforge {verb}` needs a {kind} model")
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+        else:
+            files.append(item)
+    if not files:
+        raise ConfigError(f"no images in {', '.join(inputs)}; give image files or folders of PNG/JPEG files")
+    target = Path(out) if out else model.run_dir / verb
+    target.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (img,) = model.translate(str(f), direction=direction, output="pil")
+        save_png(img, target / f"{f.stem}.png")
+    click.echo(f"wrote {len(files)} images to {target} (step {model.step})")
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("run")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [default: RUN/enhanced].")
+@click.option("--checkpoint", default="latest", help="latest, best or a step number.")
+@click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
+def enhance(run: str, inputs: tuple[str, ...], out: str | None, checkpoint: str, device: str) -> None:
+    """Super-resolve images (files or folders) with a super-resolution RUN (srgan): any size, in tiles,
+    so memory stays bounded."""
+    translate_files(run, inputs, out, checkpoint=checkpoint, device=device, kind="superres", verb="enhanced")
+
+
+@main.command(context_settings={"show_default": True})
+@click.argument("run")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [default: RUN/colorized].")
+@click.option("--checkpoint", default="latest", help="latest, best or a step number.")
+@click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
+def colorize(run: str, inputs: tuple[str, ...], out: str | None, checkpoint: str, device: str) -> None:
+    """Colourise grayscale images with a pix2pix RUN trained with the colorize preset (an alias of translate)."""
+    translate_files(run, inputs, out, checkpoint=checkpoint, device=device, verb="colorized")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -14,13 +19,42 @@ from .config import TrainConfig, apply_overrides, family_config_from_dict
 from .errors import ConfigError
 from .registry import family_names, get_family
 
+if TYPE_CHECKING:
+    import torch
+
+# An --out ending in one of these is an image file (== the keys of sample.grid.IMAGE_FORMATS, without torch).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
 _D = TrainConfig()
 
 # CLI option name -> TrainConfig field, for options that map one to one.
 _LOOP_OPTIONS = [
-    "data", "model", "resolution", "channels", "steps", "kimg", "batch", "cond", "xflip", "seed", "run", "runs_dir",
-    "device", "precision", "ema_kimg", "log_every", "sample_every", "ckpt_every", "eval_every", "eval_metrics",
-    "eval_num", "eval_extractor", "threads",
+    "data",
+    "model",
+    "resolution",
+    "channels",
+    "steps",
+    "kimg",
+    "batch",
+    "cond",
+    "xflip",
+    "aug",
+    "aug_p",
+    "aug_target",
+    "seed",
+    "run",
+    "runs_dir",
+    "device",
+    "precision",
+    "ema_kimg",
+    "log_every",
+    "sample_every",
+    "ckpt_every",
+    "eval_every",
+    "eval_metrics",
+    "eval_num",
+    "eval_extractor",
+    "threads",
 ]
 
 
@@ -49,34 +83,86 @@ def _families_epilog() -> str:
 @main.command(context_settings={"show_default": True}, epilog=_families_epilog())
 @click.option("--data", default=_D.data, help="Built-in dataset name, prepared archive, or folder/zip of images.")
 @click.option("--model", default=_D.model, type=_ModelChoice(), help="Model family.")
-@click.option("--resolution", type=click.IntRange(4, 4096), default=None, help="Training resolution [default: the data's].")
-@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="1 = grayscale, 3 = RGB [default: the data's].")
+@click.option(
+    "--resolution", type=click.IntRange(4, 4096), default=None, help="Training resolution [default: the data's]."
+)
+@click.option(
+    "--channels", type=click.Choice(["1", "3"]), default=None, help="1 = grayscale, 3 = RGB [default: the data's]."
+)
 @click.option("--steps", type=click.IntRange(1), default=_D.steps, help="Training steps.")
-@click.option("--kimg", type=click.FloatRange(0.001), default=None, help="Train for this many thousand real images instead of --steps.")
+@click.option(
+    "--kimg",
+    type=click.FloatRange(0.001),
+    default=None,
+    help="Train for this many thousand real images instead of --steps.",
+)
 @click.option("--batch", type=click.IntRange(1), default=_D.batch, help="Batch size.")
-@click.option("--loss", type=click.Choice(["nonsaturating", "hinge", "lsgan", "wgan-gp"]), default=None, help="Adversarial loss (families that offer a choice).")
+@click.option(
+    "--loss",
+    type=click.Choice(["nonsaturating", "hinge", "lsgan", "wgan-gp"]),
+    default=None,
+    help="Adversarial loss (families that offer a choice).",
+)
 @click.option("--cond/--no-cond", default=_D.cond, help="Class-conditional training on the dataset's labels.")
 @click.option("--xflip/--no-xflip", default=_D.xflip, help="Mirror real images at random.")
+@click.option(
+    "--aug",
+    type=click.Choice(["none", "ada", "fixed", "diffaugment"]),
+    default=_D.aug,
+    help="Augment every image D sees (adversarial models): ada adapts p to D's overfitting; fixed uses --aug-p.",
+)
+@click.option(
+    "--aug-p",
+    type=click.FloatRange(0, 1),
+    default=_D.aug_p,
+    help="Augmentation probability (ada: its start; fixed: its value).",
+)
+@click.option(
+    "--aug-target", type=click.FloatRange(0, 1), default=_D.aug_target, help="ADA's target for r_t = E[sign(D(real))]."
+)
 @click.option("--seed", type=int, default=_D.seed, help="Random seed.")
 @click.option("--run", default=None, help="Run name [default: MODEL-DATA].")
 @click.option("--runs-dir", default=_D.runs_dir, type=click.Path(file_okay=False), help="Folder that holds runs.")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_D.precision, help="Mixed precision.")
-@click.option("--ema-kimg", type=click.FloatRange(0), default=_D.ema_kimg, help="EMA half-life of G in kimg (0: no EMA).")
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_D.precision, help="Mixed precision."
+)
+@click.option(
+    "--ema-kimg", type=click.FloatRange(0), default=_D.ema_kimg, help="EMA half-life of G in kimg (0: no EMA)."
+)
 @click.option("--log-every", type=click.IntRange(1), default=_D.log_every, help="Steps between metrics.jsonl lines.")
 @click.option("--sample-every", type=click.IntRange(1), default=_D.sample_every, help="Steps between sample grids.")
 @click.option("--ckpt-every", type=click.IntRange(1), default=_D.ckpt_every, help="Steps between checkpoints.")
-@click.option("--eval-every", type=click.IntRange(0), default=_D.eval_every, help="Steps between evaluations (0: none).")
-@click.option("--eval-metrics", default=_D.eval_metrics, help="Metrics for periodic evaluation; the first picks the best checkpoint.")
+@click.option(
+    "--eval-every", type=click.IntRange(0), default=_D.eval_every, help="Steps between evaluations (0: none)."
+)
+@click.option(
+    "--eval-metrics",
+    default=_D.eval_metrics,
+    help="Metrics for periodic evaluation; the first picks the best checkpoint.",
+)
 @click.option("--eval-num", type=click.IntRange(1), default=_D.eval_num, help="Generated images per evaluation.")
-@click.option("--eval-extractor", type=click.Choice(["inception", "classifier", "dinov2"]), default=_D.eval_extractor, help="Features for periodic evaluation.")
+@click.option(
+    "--eval-extractor",
+    type=click.Choice(["inception", "classifier", "dinov2"]),
+    default=_D.eval_extractor,
+    help="Features for periodic evaluation.",
+)
 @click.option("--threads", type=click.IntRange(0), default=_D.threads, help="CPU threads (0: torch's default).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override any setting, e.g. --set ngf=32 --set lr=1e-4.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any setting, e.g. --set ngf=32 --set lr=1e-4.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def train(ctx: click.Context, loss: str | None, resume: bool, overrides: tuple[str, ...], dry_run: bool, quiet: bool, **opts) -> None:
+def train(
+    ctx: click.Context, loss: str | None, resume: bool, overrides: tuple[str, ...], dry_run: bool, quiet: bool, **opts
+) -> None:
     """Train a model. With no options: DCGAN on the built-in emoji set (a few minutes on a laptop CPU)."""
     from .training.loop import train as run_training
 
@@ -103,6 +189,7 @@ def train(ctx: click.Context, loss: str | None, resume: bool, overrides: tuple[s
         cfg.family = {k: v for k, v in cfg.family.items() if k in fam_explicit}
         if fam_explicit:
             explicit.add("family")
+    cfg.validate()  # ranges, finite numbers, non-negative learning rates: before printing or training anything
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
@@ -118,77 +205,200 @@ def train(ctx: click.Context, loss: str | None, resume: bool, overrides: tuple[s
         click.echo(f"generate with: ganforge generate {result.run_dir} --seeds 0-63 --grid")
 
 
+GENERATE_BATCH = 64  # images generated, and written, before the next ones are made
+MAX_GRID_IMAGES = 4096  # a grid of more is not viewable: write one PNG per seed instead
+MAX_GRID_PIXELS = 2 * 89_478_485  # PIL refuses to open larger images (2 x Image.MAX_IMAGE_PIXELS)
+
+
 @main.command(context_settings={"show_default": True})
 @click.argument("run")
 @click.option("--seeds", default="0-63", help="Seeds: ranges and lists, e.g. 0-63 or 3,17,42.")
-@click.option("--grid", is_flag=True, help="Write one grid image instead of a PNG per seed.")
-@click.option("--out", type=click.Path(), default=None, help="Output folder (or .png file with --grid) [default: RUN/generated].")
+@click.option(
+    "--grid", is_flag=True, help=f"Write one grid image instead of a PNG per seed (at most {MAX_GRID_IMAGES} images)."
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="Output folder, or with --grid the image file (.png, .jpg, .webp) [default: RUN/generated].",
+)
 @click.option("--checkpoint", default="latest", help="latest, best or a step number.")
-@click.option("--class", "label", default=None, help="Class index or name for conditional models [default: seed % classes].")
-@click.option("--trunc", type=float, default=1.0, help="Truncation psi (models with a W space): 1 = none, 0 = the average image.")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", help="Per-pixel noise (models that have it).")
+@click.option(
+    "--class", "label", default=None, help="Class index or name for conditional models [default: seed % classes]."
+)
+@click.option(
+    "--trunc", type=float, default=1.0, help="Truncation psi (models with a W space): 1 = none, 0 = the average image."
+)
+@click.option(
+    "--noise-mode",
+    type=click.Choice(["const", "random", "none"]),
+    default="const",
+    help="Per-pixel noise (models that have it).",
+)
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
 def generate(
-    run: str, seeds: str, grid: bool, out: str | None, checkpoint: str, label: str | None, trunc: float, noise_mode: str,
-    no_ema: bool, device: str,
+    run: str,
+    seeds: str,
+    grid: bool,
+    out: str | None,
+    checkpoint: str,
+    label: str | None,
+    trunc: float,
+    noise_mode: str,
+    no_ema: bool,
+    device: str,
 ) -> None:
-    """Generate images from a trained RUN (a run folder, or a name under ./runs). Same seed, same image."""
-    from .sample.grid import make_grid, render_points, save_png, to_pil
+    """Generate images from a trained RUN (a run folder, or a name under ./runs). Same seed, same image.
+
+    Images are generated and written in batches (a progress bar shows on a terminal), so any number of
+    seeds fits in memory and the first files appear at once."""
+    import torch
+
+    from .sample.grid import GridCanvas, grid_size, render_points, save_image, save_png, to_pil
     from .sample.model import Model
 
     seed_list = parse_seeds(seeds)
+    if grid and len(seed_list) > MAX_GRID_IMAGES:
+        raise ConfigError(
+            f"--grid with {len(seed_list):,} seeds: a grid of more than {MAX_GRID_IMAGES} images is not viewable; "
+            "use fewer seeds, or drop --grid to write one PNG per seed"
+        )
+    if out is not None and not grid:
+        _check_folder_out(Path(out))
     model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
-    x = model.generate(seed_list, label=label, trunc=trunc, noise_mode=noise_mode, output="tensor")
-    assert not isinstance(x, list)
+    model.label_index(label)  # an unknown class is an error before anything is generated
     target = Path(out) if out else model.run_dir / "generated"
+    tag = _output_tag(seeds, seed_list, label, trunc, noise_mode, no_ema)
+    batches = _generate_batches(model, seed_list, label=label, trunc=trunc, noise_mode=noise_mode)
     if model.spec.kind == "points":
-        path = target if target.suffix == ".png" else target / f"points-{seeds}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(render_points(x), path)
+        path = _grid_file(target, f"points-{tag}.png")
+        x = torch.cat([xb for _, xb in batches])
+        _write(save_image, render_points(x), path)
         click.echo(f"wrote {path}")
         return
     if grid:
-        path = target if target.suffix.lower() == ".png" else target / f"grid-seeds-{seeds.replace(',', '_')}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(make_grid(x), path)
+        path = _grid_file(target, f"grid-{tag}.png")
+        res, ch = model.spec.resolution, model.spec.channels
+        width, height = grid_size(len(seed_list), res, res)
+        if width * height > MAX_GRID_PIXELS:
+            raise ConfigError(
+                f"a grid of {len(seed_list)} images at {res} px would be {width}x{height} pixels, too large to view; "
+                "use fewer seeds, or drop --grid to write one PNG per seed"
+            )
+        canvas = GridCanvas(len(seed_list), res, res, ch)
+        for _, x in batches:
+            canvas.add(x)
+        _write(save_image, canvas.image(), path)
         click.echo(f"wrote {path} ({len(seed_list)} images, step {model.step})")
         return
-    target.mkdir(parents=True, exist_ok=True)
-    for s, img in zip(seed_list, to_pil(x)):
-        save_png(img, target / f"seed{s:04d}.png")
+    made = False
+    for chunk, x in batches:
+        if not made:  # after the first batch: a bad --class/--trunc leaves no empty folder behind
+            _mkdir(target)
+            made = True
+        for s, img in zip(chunk, to_pil(x)):
+            _write(save_png, img, target / f"seed{s:04d}.png")
     click.echo(f"wrote {len(seed_list)} images to {target} (step {model.step})")
+
+
+def _generate_batches(
+    model: Any, seeds: list[int], *, label: str | None, trunc: float, noise_mode: str, batch: int = GENERATE_BATCH
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """(seeds, images) a batch at a time, with a progress bar on stderr when it is a terminal."""
+    import torch
+    from tqdm import tqdm
+
+    show = len(seeds) > batch and _is_terminal(sys.stderr)
+    with tqdm(total=len(seeds), unit="img", file=sys.stderr, disable=not show, dynamic_ncols=True, leave=False) as bar:
+        for i in range(0, len(seeds), batch):
+            chunk = seeds[i : i + batch]
+            x = model.generate(chunk, label=label, trunc=trunc, noise_mode=noise_mode, output="tensor", batch=batch)
+            assert isinstance(x, torch.Tensor)
+            yield chunk, x
+            bar.update(len(chunk))
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def _check_folder_out(target: Path) -> None:
+    """--out without --grid is the folder for one PNG per seed."""
+    if target.is_dir():
+        return
+    if target.exists():
+        raise ConfigError(f"--out {target} is a file; give a folder for one PNG per seed, or add --grid")
+    if target.suffix.lower() in IMAGE_SUFFIXES:
+        raise ConfigError(f"--out {target} names a file; give a folder, or add --grid")
+
+
+def _grid_file(target: Path, default_name: str) -> Path:
+    """The image file a grid goes to: --out itself when it names an image file, else a file in that folder."""
+    if target.is_dir():
+        return target / default_name
+    if target.suffix.lower() in IMAGE_SUFFIXES:
+        return target
+    if target.exists():
+        raise ConfigError(f"--out {target} is a file that is not an image; give a .png, .jpg or .webp file or a folder")
+    return target / default_name
+
+
+def _output_tag(text: str, seeds: list[int], label: str | None, trunc: float, noise_mode: str, no_ema: bool) -> str:
+    """What a default file name says about how it was made, so that different settings do not overwrite
+    each other: seeds-0-63, then class, truncation, noise mode and raw weights when not the defaults."""
+    compact = re.sub(r"\s+", "", text).replace(",", "_")
+    tag = f"seeds-{compact}" if len(compact) <= 40 else f"seeds-{seeds[0]}-{seeds[-1]}-{len(seeds)}images"
+    if label is not None:
+        tag += "-class" + (re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "x")
+    if trunc != 1:
+        tag += f"-trunc{trunc:g}"
+    if noise_mode != "const":
+        tag += f"-noise{noise_mode}"
+    if no_ema:
+        tag += "-noema"
+    return tag
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"cannot create folder {folder}: a file is in the way; choose another --out") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create folder {folder} ({exc.strerror or exc}); choose a writable --out") from None
+
+
+def _write(save: Callable[..., None], img: Any, path: Path) -> None:
+    _mkdir(path.parent)
+    try:
+        save(img, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path} ({exc.strerror or exc}); choose a writable --out") from None
+    except (KeyError, ValueError) as exc:  # an image format this Pillow cannot write
+        raise ConfigError(f"cannot write {path} ({exc}); use a .png file") from None
 
 
 @main.command(context_settings={"show_default": True})
 @click.argument("run")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [default: RUN/translated].")
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", help="Two-way models (CycleGAN): which way.")
+@click.option(
+    "--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", help="Two-way models (CycleGAN): which way."
+)
 @click.option("--checkpoint", default="latest", help="latest, best or a step number.")
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
-def translate(run: str, inputs: tuple[str, ...], out: str | None, direction: str, checkpoint: str, no_ema: bool, device: str) -> None:
+def translate(
+    run: str, inputs: tuple[str, ...], out: str | None, direction: str, checkpoint: str, no_ema: bool, device: str
+) -> None:
     """Translate images (files or folders) with an image-to-image RUN: one PNG per input, same name."""
-    from .data.archive import IMAGE_EXTENSIONS
-    from .sample.grid import save_png
-    from .sample.model import Model
+    from .cli_sample import translate_files
 
-    model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-        else:
-            files.append(item)
-    if not files:
-        raise ConfigError(f"no images in {', '.join(inputs)}; give image files or folders of PNG/JPEG files")
-    target = Path(out) if out else model.run_dir / "translated"
-    target.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        (img,) = model.translate(str(f), direction=direction, output="pil")
-        save_png(img, target / f"{f.stem}.png")
-    click.echo(f"wrote {len(files)} images to {target} (step {model.step})")
+    translate_files(run, inputs, out, direction=direction, checkpoint=checkpoint, no_ema=no_ema, device=device)
 
 
 @main.command()
@@ -201,23 +411,25 @@ def info(run: str, as_json: bool) -> None:
 
     run_dir = find_run(run)
     cfg = TrainConfig.load(run_dir / "config.json")
-    steps = ckpt.list_checkpoints(run_dir / "checkpoints")
-    last: dict = {}
-    mfile = run_dir / "metrics.jsonl"
-    if mfile.exists():
-        for line in mfile.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "loss_D" in rec or "loss_G" in rec or "loss" in rec:
-                last = rec
+    ckpt_dir = run_dir / "checkpoints"
+    steps = ckpt.list_checkpoints(ckpt_dir)
+    last = _last_losses(run_dir / "metrics.jsonl")
     best = None
-    if (run_dir / "checkpoints" / "best.json").exists():
-        best = json.loads((run_dir / "checkpoints" / "best.json").read_text())
-    spec = {}
+    if (ckpt_dir / "best.json").exists():
+        best = _read_json_object(
+            ckpt_dir / "best.json",
+            "delete it: it only points at the best checkpoint, and the next evaluation during training writes it again",
+        )
+    spec: dict = {}
     if steps:
-        spec = ckpt.read_meta(run_dir / "checkpoints" / ckpt.ckpt_name(steps[-1])).get("spec", {})
+        meta_path = ckpt_dir / f"{ckpt.ckpt_name(steps[-1])}.json"
+        fix = (
+            f"generate/eval can use an earlier checkpoint with --checkpoint {steps[-2]}"
+            if len(steps) > 1
+            else "it is the run's only checkpoint, so the run must be trained again"
+        )
+        meta = _read_json_object(meta_path, fix)
+        spec = meta.get("spec") if isinstance(meta.get("spec"), dict) else {}
     summary = {
         "run": str(run_dir),
         "model": cfg.model,
@@ -234,7 +446,7 @@ def info(run: str, as_json: bool) -> None:
         "family": cfg.family,
     }
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        click.echo(json.dumps(_finite(summary), indent=2))
         return
     for k, v in summary.items():
         if k == "last" and v:
@@ -242,3 +454,47 @@ def info(run: str, as_json: bool) -> None:
         elif k == "family":
             v = " ".join(f"{a}={b}" for a, b in v.items())
         click.echo(f"{k:>14}: {v}")
+
+
+def _last_losses(path: Path) -> dict:
+    """The last line of metrics.jsonl with losses. Damaged lines (a crash mid-write, a disk error, binary
+    garbage) are skipped: the log is a record, and one bad line must not hide the others."""
+    last: dict = {}
+    if not path.exists():
+        return last
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(rec, dict) and ("loss_D" in rec or "loss_G" in rec or "loss" in rec):
+                    last = rec
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
+    return last
+
+
+def _read_json_object(path: Path, fix: str) -> dict:
+    """A small JSON file of the run folder, or a ConfigError naming it and the fix."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object); {fix}")
+    return data
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such numbers (a diverged loss) are written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,10 @@ class TrainConfig:
     batch: int = 64  # images per step
     cond: bool = False  # class-conditional training on the dataset's labels
     xflip: bool = False  # mirror real images at random (doubles the data for left-right symmetric sets)
+    aug: str = "none"  # augmentation of every image D sees: none | ada (adaptive p) | fixed (p = aug_p) | diffaugment
+    aug_p: float = 0.0  # augmentation probability: ADA's starting p, or the fixed p
+    aug_target: float = 0.6  # ADA's target for the overfitting heuristic r_t = E[sign(D(real))] (Karras et al. 2020)
+    aug_kimg: float = 500.0  # ADA's speed: p can go from 0 to 1 in this many thousand images
     seed: int = 0  # seeds networks, data order and noise: same seed + config -> same run
     run: str | None = None  # run name; the folder is <runs_dir>/<run>; None: "<model>-<data>"
     runs_dir: str = "runs"  # folder holding the runs
@@ -52,11 +59,67 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """A config from saved values. Keys and value types are checked (a ConfigError names the first
+        problem); ranges are checked by `validate`, so that a run saved by an older version still loads."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object of settings, not {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(set(d) - names, key=str)
         if unknown:
             raise ConfigError(f"unknown config keys {unknown}; see `ganforge train --help`")
+        hints = typing.get_type_hints(cls)
+        for key, value in d.items():
+            if not _has_type(value, hints[key]):
+                raise ConfigError(
+                    f"config key '{key}' has the value {_short(value)}; expected {_type_name(hints[key])}"
+                )
+        if any(not isinstance(k, str) for k in d.get("family", {})):
+            raise ConfigError("config key 'family' must map setting names (text) to values")
         return cls(**d)
+
+    def validate(self) -> TrainConfig:
+        """Check every value's range; a ConfigError names the setting, the bad value and what is allowed.
+        Family settings (`family`) are checked generically (see `check_setting`). Returns self."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _has_type(value, hints[f.name]):
+                raise ConfigError(f"{f.name} = {_short(value)} is not valid; expected {_type_name(hints[f.name])}")
+            check_setting(f.name, value)
+        checks: list[tuple[str, bool, str]] = [
+            ("data", bool(self.data.strip()), "a dataset name or path"),
+            ("model", bool(self.model.strip()), "a model family such as dcgan"),
+            ("resolution", self.resolution is None or 4 <= self.resolution <= 4096, "from 4 to 4096 pixels, or none"),
+            ("channels", self.channels in (None, 1, 3), "1 (grayscale) or 3 (RGB), or none"),
+            ("steps", self.steps >= 1, "1 or more"),
+            ("kimg", self.kimg is None or self.kimg > 0, "more than 0, or none"),
+            ("batch", self.batch >= 1, "1 or more"),
+            ("aug", self.aug in AUGMENTATIONS, " | ".join(AUGMENTATIONS)),
+            ("aug_p", 0 <= self.aug_p <= 1, "from 0 to 1"),
+            ("aug_target", 0 <= self.aug_target <= 1, "from 0 to 1"),
+            ("aug_kimg", self.aug_kimg > 0, "more than 0"),
+            ("run", self.run is None or bool(self.run.strip()), "a run name, or none"),
+            ("runs_dir", bool(self.runs_dir.strip()), "a folder"),
+            ("precision", self.precision in PRECISIONS, " | ".join(PRECISIONS)),
+            ("ema_kimg", self.ema_kimg >= 0, "0 (no EMA) or more"),
+            ("ema_rampup", self.ema_rampup >= 0, "0 (no ramp-up) or more"),
+            ("log_every", self.log_every >= 1, "1 or more"),
+            ("sample_every", self.sample_every >= 1, "1 or more"),
+            ("ckpt_every", self.ckpt_every >= 1, "1 or more"),
+            ("keep_ckpts", self.keep_ckpts >= 0, "0 (keep all) or more"),
+            ("grid_size", self.grid_size >= 1, "1 or more"),
+            ("eval_every", self.eval_every >= 0, "0 (no evaluation) or more"),
+            ("eval_metrics", bool(self.eval_metrics.strip()), "metric names such as fid or fid,kid"),
+            ("eval_num", self.eval_num >= 1, "1 or more"),
+            ("eval_extractor", self.eval_extractor in EVAL_EXTRACTORS, " | ".join(EVAL_EXTRACTORS)),
+            ("threads", self.threads >= 0, "0 (torch's default) or more"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"{name} = {_short(getattr(self, name))} is out of range: use {allowed}")
+        for key, value in self.family.items():
+            check_setting(key, value)
+        return self
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".json.tmp")
@@ -66,9 +129,18 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
+            d = json.loads(Path(path).read_bytes().decode("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            raise ConfigError(
+                f"{path} is damaged (not valid JSON); restore it from a backup, or copy the 'config' of a "
+                "checkpoint's step-NNNNNN.json in the run's checkpoints/ folder"
+            ) from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     def run_name(self) -> str:
         if self.run:
@@ -80,31 +152,124 @@ class TrainConfig:
         return Path(self.runs_dir) / self.run_name()
 
 
+AUGMENTATIONS = ("none", "ada", "fixed", "diffaugment")  # TrainConfig.aug (== the train command's --aug choices)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+EVAL_EXTRACTORS = ("inception", "classifier", "dinov2")  # == ganforge.metrics.EXTRACTORS, without importing torch
+
+
+_NOT_FINITE = "not a finite number; give a number such as 0.5"
+
+
+def is_lr_name(name: str) -> bool:
+    """Settings that are learning rates (or their schedules): lr, lr_g, lr_d, lr_halflife, map_lr, ..."""
+    return name == "lr" or name.startswith("lr_") or name.endswith("_lr")
+
+
+def check_setting(name: str, value: Any) -> None:
+    """Checks that hold for any setting, loop or family: numbers are finite, learning rates not negative."""
+    problem = setting_problem(name, value)
+    if problem:
+        raise ConfigError(f"{name} = {_short(value)}: {problem}")
+
+
+def setting_problem(name: str, value: Any) -> str | None:
+    """What is wrong with a value of any setting (see `check_setting`), or None. Lists and objects are
+    checked element by element."""
+    if isinstance(value, dict):
+        values: list[Any] = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        values = list(value)
+    else:
+        if isinstance(value, float) and not math.isfinite(value):
+            return _NOT_FINITE
+        if is_lr_name(name) and isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            return "learning rates and their schedules must be 0 or more"
+        return None
+    for v in values:
+        problem = setting_problem(name, v)
+        if problem:
+            return problem
+    return None
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a (JSON-loaded) value fits a field's type hint: int for float is fine, bool for int is not."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    origin = typing.get_origin(hint) or hint
+    return {int: "a whole number", float: "a number", str: "text", bool: "true/false", dict: "an object"}.get(
+        origin, getattr(origin, "__name__", str(origin))
+    )
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 # Fields that may change when a run is resumed (length, logging and evaluation cadence, device).
 RESUMABLE_CHANGES = {
-    "steps", "kimg", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "eval_every", "eval_metrics",
-    "eval_num", "eval_extractor", "device", "threads", "runs_dir", "run", "grid_size",
+    "steps",
+    "kimg",
+    "log_every",
+    "sample_every",
+    "ckpt_every",
+    "keep_ckpts",
+    "eval_every",
+    "eval_metrics",
+    "eval_num",
+    "eval_extractor",
+    "device",
+    "threads",
+    "runs_dir",
+    "run",
+    "grid_size",
 }
 
 
 def apply_overrides(cfg: TrainConfig, family_cfg: Any, overrides: list[str]) -> None:
-    """Apply `key=value` overrides to the loop config or the family config (family fields win)."""
+    """Apply `key=value` overrides to the loop config or the family config (family fields win).
+
+    Values take the type of the field's current value; any number must be finite and a learning rate
+    (lr, lr_*, *_lr) not negative. Ranges of loop settings are checked by `TrainConfig.validate`."""
     fam_fields = {f.name for f in dataclasses.fields(family_cfg)} if dataclasses.is_dataclass(family_cfg) else set()
     loop_fields = {f.name for f in dataclasses.fields(cfg)} - {"family"}
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got '{item}'")
+            raise ConfigError(f"--set expects key=value, got '{_short(item)[1:-1]}'")
         key, text = (s.strip() for s in item.split("=", 1))
         key = key.replace("-", "_")
         target = family_cfg if key in fam_fields else cfg if key in loop_fields else None
         if target is None:
             raise ConfigError(
-                f"unknown setting '{key}'; family settings: {', '.join(sorted(fam_fields)) or 'none'}"
+                f"unknown setting '{_short(key)[1:-1]}'; family settings: {', '.join(sorted(fam_fields)) or 'none'}"
             )
         try:
-            setattr(target, key, parse_value(text, getattr(target, key)))
+            value = parse_value(text, getattr(target, key))
         except (ValueError, ConfigError) as exc:
-            raise ConfigError(f"bad value for {key}: '{text}' ({exc})") from None
+            raise ConfigError(f"bad value for {key}: {_short(text)} ({exc})") from None
+        problem = setting_problem(key, value)
+        if problem:
+            raise ConfigError(f"bad value for {key}: {_short(text)} ({problem})")
+        setattr(target, key, value)
 
 
 def family_config_from_dict(family: Any, d: dict[str, Any]) -> Any:
@@ -121,26 +286,54 @@ def family_config_from_dict(family: Any, d: dict[str, Any]) -> Any:
 
 
 def parse_value(text: str, current: Any) -> Any:
-    """Parse a `--set` value to the type of the field's current value."""
+    """Parse a `--set` value to the type of the field's current value; a ConfigError says what was expected.
+    Floats must be finite."""
     if isinstance(current, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"expected true/false, got '{text}'")
+        return _parse_bool(text)
     if isinstance(current, int):
-        return int(text)
+        return _parse_int(text)
     if isinstance(current, float):
-        return float(text)
+        return _parse_float(text)
     if isinstance(current, (list, tuple)):
-        parts = [p for p in text.strip("[]()").split(",") if p.strip()]
-        conv: Callable[[str], Any] = type(current[0]) if current else str
+        parts = [p for p in text.strip().strip("[]()").split(",") if p.strip()]
+        kind = type(current[0]) if current else str
+        conv: Callable[[str], Any] = {bool: _parse_bool, int: _parse_int, float: _parse_float}.get(kind, str)
         return type(current)(conv(p.strip()) for p in parts)
-    if current is None:
-        for conv in (int, float):
-            try:
-                return conv(text)
-            except ValueError:
-                pass
-        return None if text.lower() == "none" else text
+    if current is None:  # an optional setting that is unset: a number if it reads as one, else text
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            number = float(text)
+        except ValueError:
+            return None if text.lower() in ("none", "null") else text
+        if not math.isfinite(number):
+            raise ConfigError(_NOT_FINITE)
+        return number
     return text
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"expected true/false, got {_short(text)}")
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"expected a whole number, got {_short(text)}") from None
+
+
+def _parse_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a number, got {_short(text)}") from None
+    if not math.isfinite(value):
+        raise ConfigError(_NOT_FINITE)
+    return value

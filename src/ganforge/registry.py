@@ -18,6 +18,7 @@ _FAMILY_PATHS: dict[str, str] = {
     "wgan-gp": "ganforge.families.wgan_gp:WGANGP",
     "sngan": "ganforge.families.sngan:SNGAN",
     "vae": "ganforge.families.vae:VAE",
+    "stylegan2": "ganforge.families.stylegan2:StyleGAN2",
 }
 
 
@@ -28,6 +29,7 @@ DESCRIPTIONS: dict[str, str] = {
     "wgan-gp": "WGAN with gradient penalty (Gulrajani et al. 2017), 5 critic steps",
     "sngan": "spectral normalisation in D with the hinge loss (Miyato et al. 2018)",
     "vae": "convolutional VAE (Kingma & Welling 2014; beta option): reconstruct, sample, encode",
+    "stylegan2": "StyleGAN2-ADA (Karras et al. 2020) in plain PyTorch; --aug ada for small data; --set cfg=small on a CPU",
 }
 
 

@@ -57,3 +57,28 @@ def test_one_prototype_per_class_is_caught_by_the_per_class_check():
     (msg,) = d.observe_samples(10, protos, real, labels, labels)
     assert "within classes" in msg
     assert d.observe_samples(10, real.flip(0), real, labels.flip(0), labels) == []
+
+
+def test_divergence_check_catches_huge_losses_and_dead_gradients():
+    from ganforge.training.diagnostics import DivergenceCheck
+
+    check = DivergenceCheck(zero_patience=3)
+    assert check(1, {"loss_D": 0.7, "grad_G": 1.0}) is None
+    assert "loss_G = 1e+20" in check(2, {"loss_G": 1e20})
+    assert "nan" in check(3, {"loss_D": float("nan")})
+    assert check(4, {"loss_D": 0.1, "grad_G": 0.0}) is None
+    assert check(5, {"loss_D": 0.1, "grad_G": 0.0}) is None
+    assert "no gradient" in check(6, {"loss_D": 0.1, "grad_G": 0.0})
+
+
+def test_absurd_learning_rate_stops_the_run_with_a_clear_message(tmp_path, tiny_data):
+    # Regression: --set lr=1e9 trained to losses of 1e20 with |gG| = 0 for the whole run and printed "done".
+    import pytest
+
+    from ganforge.errors import GanforgeError
+    from ganforge.training.loop import train
+    from helpers import tiny_config
+
+    cfg = tiny_config(tmp_path, tiny_data, steps=300, family={"ngf": 8, "ndf": 8, "nz": 8, "lr": 1e9})
+    with pytest.raises(GanforgeError, match="training diverged"):
+        train(cfg, progress=False)

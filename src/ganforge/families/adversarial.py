@@ -77,7 +77,10 @@ def adversarial_step(
             with torch.no_grad():
                 fake = G(z, fake_labels)
         real_in = real.detach().requires_grad_(True) if objective.real_grad else real
-        d_real, d_fake = D(real_in, labels), D(fake.detach(), fake_labels)
+        # Every image D sees goes through the loop's augmentation (identity without --aug).
+        real_seen, fake_seen = ctx.augment(real_in), ctx.augment(fake.detach())
+        d_real, d_fake = D(real_seen, labels), D(fake_seen, fake_labels)
+        ctx.observe_real(d_real)
         loss_d = objective.d_loss(d_real, d_fake)
         if objective.penalty is not None:
             with ctx.full_precision():
@@ -96,7 +99,7 @@ def adversarial_step(
         z = torch.randn(real.shape[0], nz, device=real.device)
         fake = G(z, fake_labels)
     assert fake is not None and z is not None
-    loss_g = objective.g_loss(D(fake, fake_labels))
+    loss_g = objective.g_loss(D(ctx.augment(fake), fake_labels))
     if pairs and fake.shape[0] >= 2:
         ratio = _mode_seeking_ratio(fake, z)
         loss_g = loss_g + objective.mode_seeking / (ratio + 1e-5)
@@ -175,6 +178,7 @@ class AdversarialFamily(Family):
     generator, and the power-of-two resolution check of the convolutional ones."""
 
     spec: DataSpec
+    adversarial = True
 
     def optimizers(self, nets: nn.ModuleDict, cfg: Any) -> dict[str, torch.optim.Optimizer]:
         """Adam(lr, (beta1, beta2)) for G and D; `lr_g` / `lr_d`, where the config has them and they

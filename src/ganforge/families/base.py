@@ -59,6 +59,15 @@ class StepContext:
         """`value` combined over all processes ("mean" or "sum"); itself on one device."""
         return value
 
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """The loop's discriminator augmentation (`--aug`: ADA, DiffAugment), applied by adversarial
+        families to every image D sees: reals, fakes, the R1 pass and the G pass (Karras et al. 2020).
+        Differentiable; the identity without augmentation."""
+        return images
+
+    def observe_real(self, d_real: torch.Tensor) -> None:
+        """D's raw outputs on (augmented) reals, for ADA's overfitting heuristic r_t = E[sign(D(x))]."""
+
     @contextlib.contextmanager
     def no_sync(self, *modules: nn.Module) -> Iterator[None]:
         """Skip gradient synchronisation inside (gradient accumulation under DDP); nothing on one device."""
@@ -93,6 +102,8 @@ class Family:
     generator_nets: ClassVar[tuple[str, ...]] = ("G",)
     # Generator -> EMA copy. The loop creates, updates, checkpoints and samples from the copies.
     ema: ClassVar[dict[str, str]] = {"G": "G_ema"}
+    # Has a discriminator that sees images, so the loop's --aug (ADA, DiffAugment) applies.
+    adversarial: ClassVar[bool] = False
     # Loop settings this family prefers (e.g. a larger batch for point data), used unless given.
     loop_defaults: ClassVar[dict[str, Any]] = {}
 
@@ -110,6 +121,11 @@ class Family:
                 f"model '{self.name}' cannot train on {spec.kind} data; use one of: "
                 f"{', '.join(self.data_kinds)} data{hint}, or another --model"
             )
+
+    def resolve_config(self, cfg: Any, spec: DataSpec, batch: int) -> Any:
+        """Fill settings that depend on the data and the batch (e.g. StyleGAN2's `auto` configuration).
+        Must be idempotent: the resolved values are saved and resolved again when the run is reloaded."""
+        return cfg
 
     def data_options(self, cfg: Any) -> dict[str, Any]:
         """How to make this family's kind of data from a plain image dataset (e.g. a super-resolution

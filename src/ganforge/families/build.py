@@ -26,6 +26,7 @@ def build_model(
     family = get_family(cfg.model)
     fam_cfg = family_config_from_dict(family, cfg.family)
     family.check(fam_cfg, spec)
+    fam_cfg = family.resolve_config(fam_cfg, spec, cfg.batch)
     nets = family.build(fam_cfg, spec)
     if only is not None:
         nets = nn.ModuleDict({k: nets[k] for k in only if k in nets})

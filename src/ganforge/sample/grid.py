@@ -24,16 +24,48 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> Image.Image:
     """One image with the batch tiled in rows (white 1 px gutters)."""
-    arr = to_uint8(images)
-    b, h, w, c = arr.shape
-    nrow = nrow or max(1, math.ceil(math.sqrt(b)))
-    rows = math.ceil(b / nrow)
-    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
-    for i in range(b):
-        r, q = divmod(i, nrow)
-        y, x = pad + r * (h + pad), pad + q * (w + pad)
-        canvas[y : y + h, x : x + w] = arr[i]
-    return Image.fromarray(canvas[:, :, 0] if c == 1 else canvas)
+    b, c, h, w = images.shape
+    grid = GridCanvas(b, h, w, c, nrow=nrow, pad=pad)
+    grid.add(images)
+    return grid.image()
+
+
+def grid_layout(n: int, nrow: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of a grid of n images: square-ish, `nrow` images per row when given."""
+    cols = nrow or max(1, math.ceil(math.sqrt(n)))
+    return math.ceil(n / cols), cols
+
+
+def grid_size(n: int, h: int, w: int, nrow: int | None = None, pad: int = 1) -> tuple[int, int]:
+    """(width, height) in pixels of the grid of n images of h x w (see `make_grid`)."""
+    rows, cols = grid_layout(n, nrow)
+    return cols * (w + pad) + pad, rows * (h + pad) + pad
+
+
+class GridCanvas:
+    """A grid filled batch by batch, so that only the uint8 grid is held, never all the float images."""
+
+    def __init__(self, n: int, h: int, w: int, c: int, nrow: int | None = None, pad: int = 1) -> None:
+        self.n, self.h, self.w, self.c, self.pad = n, h, w, c, pad
+        self.rows, self.cols = grid_layout(n, nrow)
+        width, height = grid_size(n, h, w, nrow, pad)
+        self.canvas = np.full((height, width, c), 255, np.uint8)
+        self.filled = 0
+
+    def add(self, images: torch.Tensor) -> None:
+        """The next images, float in [-1, 1], (B, C, H, W)."""
+        arr = to_uint8(images)
+        if self.filled + len(arr) > self.n:
+            raise ValueError(f"the grid holds {self.n} images; got {self.filled + len(arr)}")
+        h, w, pad = self.h, self.w, self.pad
+        for a in arr:
+            r, q = divmod(self.filled, self.cols)
+            y, x = pad + r * (h + pad), pad + q * (w + pad)
+            self.canvas[y : y + h, x : x + w] = a
+            self.filled += 1
+
+    def image(self) -> Image.Image:
+        return Image.fromarray(self.canvas[:, :, 0] if self.c == 1 else self.canvas)
 
 
 def render_points(
@@ -59,9 +91,30 @@ def render_points(
     return Image.fromarray(canvas)
 
 
+# File suffixes `save_image` writes, and PIL's format for each.
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
 def save_png(img: Image.Image, path: str | os.PathLike) -> None:
     """Write atomically (temp file + rename), so a viewer never sees half a PNG."""
+    save_image(img, path, format="PNG")
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, format: str | None = None) -> None:
+    """Write atomically in the format of the path's suffix (see IMAGE_FORMATS; PNG for any other):
+    JPEG at quality 95, WebP lossless, so a saved grid still shows what the model made."""
     path = Path(path)
+    fmt = format or IMAGE_FORMATS.get(path.suffix.lower(), "PNG")
     tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    kwargs: dict = {}
+    if fmt == "JPEG":
+        img = img.convert("L" if img.mode in ("L", "1") else "RGB")
+        kwargs = {"quality": 95}
+    elif fmt == "WEBP":
+        kwargs = {"lossless": True}
+    try:
+        img.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -178,30 +178,51 @@ class Model:
         direction: str = "AtoB",
         output: str = "pil",
         batch: int = 16,
+        tile: int = 256,
     ) -> list[Image.Image] | list[bytes] | torch.Tensor:
         """Translate images with an image-input model (pix2pix, CycleGAN, super-resolution).
 
         `images`: a float tensor (B, C, H, W) in [-1, 1], or one or a list of PIL images, uint8 arrays,
         PNG/JPEG bytes or file paths (transparency flattened on white, converted to the model's
         channels). Images are resized to the model's input size unless the family is fully
-        convolutional, in which case they keep their size (reflect-padded to the network's multiple and
-        cropped back)."""
+        convolutional; then they keep their size (reflect-padded to the network's multiple and cropped
+        back), and images larger than `tile` pixels on a side are translated in overlapping tiles, so
+        memory stays bounded whatever the size (see `sample.tiling`)."""
         self._need("image")
         if output not in ("pil", "png", "tensor"):
             raise ValueError("output must be 'pil', 'png' or 'tensor'")
         if isinstance(images, torch.Tensor):
-            xs = [images]
-        else:
-            items = images if isinstance(images, (list, tuple)) else [images]
-            xs = [self._load_input(im) for im in items]
-        outs = []
-        for x in xs:  # images of different sizes go one size at a time
-            outs.append(self._translate_tensor(x, direction, batch))
+            return self._finish([self._translate_tensor(images, direction, batch)], output)
+        items = images if isinstance(images, (list, tuple)) else [images]
+        outs: list[torch.Tensor | Image.Image] = []
+        for item in items:  # images of different sizes go one at a time
+            arr = self._load_input(item)  # (H, W, C) uint8
+            big = max(arr.shape[:2]) > tile
+            if big and getattr(self.family, "fully_convolutional", False):
+                from .tiling import translate_tiled
+
+                probe = self._translate_tensor(torch.zeros(1, arr.shape[2], 8, 8), direction, 1)
+                scale = probe.shape[-1] // 8
+                res = translate_tiled(lambda x: self._translate_tensor(x, direction, 1), arr, scale=scale, tile=tile)
+                outs.append(Image.fromarray(res[:, :, 0] if res.shape[2] == 1 else res))
+            else:
+                x = torch.from_numpy(arr).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
+                outs.append(self._translate_tensor(x, direction, batch))
+        return self._finish(outs, output)
+
+    @staticmethod
+    def _finish(outs: Sequence[torch.Tensor | Image.Image], output: str) -> list[Image.Image] | list[bytes] | torch.Tensor:
         if output == "tensor":
-            if len({tuple(o.shape[1:]) for o in outs}) > 1:
+            ts = [o if isinstance(o, torch.Tensor) else _pil_tensor(o) for o in outs]
+            if len({tuple(t.shape[1:]) for t in ts}) > 1:
                 raise ConfigError("the images have different sizes; use output='pil' or translate them one at a time")
-            return torch.cat(outs)
-        return [img for o in outs for img in _encode(o, output)]
+            return torch.cat(ts)
+        pil: list[Image.Image] = []
+        for o in outs:
+            pil += to_pil(o) if isinstance(o, torch.Tensor) else [o]
+        if output == "pil":
+            return pil
+        return [_png(im) for im in pil]
 
     def _translate_tensor(self, x: torch.Tensor, direction: str, batch: int) -> torch.Tensor:
         fam = self.family
@@ -219,8 +240,8 @@ class Model:
         scale = y.shape[-1] / x.shape[-1]
         return y[..., : round(h * scale), : round(w * scale)]
 
-    def _load_input(self, item: ImageInput) -> torch.Tensor:
-        """One image as (1, C, H, W) in [-1, 1] with the model's input channels."""
+    def _load_input(self, item: ImageInput) -> np.ndarray:
+        """One image as uint8 (H, W, C) with the model's input channels."""
         try:
             if isinstance(item, Image.Image):
                 im = item
@@ -235,12 +256,10 @@ class Model:
                 rgba = im.convert("RGBA")
                 im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
             im = im.convert("L" if self.spec.source_channels == 1 else "RGB")
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot read input image {item if isinstance(item, (str, os.PathLike)) else type(item).__name__} ({exc})") from exc
         arr = np.asarray(im, dtype=np.uint8)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
+        return np.array(arr[:, :, None] if arr.ndim == 2 else arr)  # a writable copy
 
     def _need(self, inputs: str) -> None:
         if self.capabilities.inputs != inputs:
@@ -249,13 +268,18 @@ class Model:
             raise ConfigError(f"model '{self.family.name}' generates from seeds: use generate(seeds), not images")
 
 
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _pil_tensor(im: Image.Image) -> torch.Tensor:
+    arr = np.asarray(im, dtype=np.uint8)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+
+
 def _encode(x: torch.Tensor, output: str) -> list[Image.Image] | list[bytes]:
     pil = to_pil(x)
-    if output == "pil":
-        return pil
-    out = []
-    for im in pil:
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-        out.append(buf.getvalue())
-    return out
+    return pil if output == "pil" else [_png(im) for im in pil]

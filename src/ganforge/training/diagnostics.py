@@ -105,3 +105,31 @@ class Diagnostics:
                 f"({f.hq_fraction:.0%} of samples within 3 std of a mode)"
             ]
         return []
+
+
+@dataclass
+class DivergenceCheck:
+    """Stops a run that can no longer learn, rather than letting it print "done" after hours of noise:
+    a loss that is NaN, infinite or astronomically large (|loss| > `max_loss`; GAN losses live within a few
+    hundred even for Wasserstein critics), or a network whose gradient has been exactly zero for
+    `zero_patience` steps in a row (e.g. `--set lr=1e9`: saturated units pass no gradient)."""
+
+    max_loss: float = 1e6
+    zero_patience: int = 100
+    _zero: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, step: int, logs: dict[str, float]) -> str | None:
+        for k, v in logs.items():
+            if not k.startswith("loss"):
+                continue
+            if v != v or abs(v) == float("inf"):
+                return f"{k} is {v} at step {step}"
+            if abs(v) > self.max_loss:
+                return f"{k} = {v:.3g} at step {step} (larger than {self.max_loss:.0e})"
+        for k, v in logs.items():
+            if k.startswith("grad"):
+                self._zero[k] = self._zero.get(k, 0) + 1 if v == 0.0 else 0
+                if self._zero[k] >= self.zero_patience:
+                    who = {"grad_G": "the generator", "grad_D": "the discriminator"}.get(k, k)
+                    return f"{who} has had no gradient (|{k}| = 0) for {self.zero_patience} steps, up to step {step}"
+        return None

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..augment import AdaController, make_augment
 from ..families.base import StepContext
 from ..losses import grad_norm
 
@@ -31,6 +32,34 @@ class Engine(StepContext):
         self.scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
         self.skipped_steps = 0  # optimizer steps skipped by the loss scaler (fp16 overflow)
         self._unscaled: set[int] = set()
+        self.aug: nn.Module | None = None  # the discriminator augmentation (--aug)
+        self.ada: AdaController | None = None  # moves the augmentation's p (--aug ada)
+
+    # ---- discriminator augmentation ------------------------------------------------------------
+    def set_augment(self, kind: str, *, p: float = 0.0, target: float = 0.6, kimg: float = 500.0, batch: int = 64) -> None:
+        """`--aug`: none | ada (bgc pipeline, p adapted every 4 steps toward r_t = target) | fixed (p) |
+        diffaugment (Zhao et al. 2020's color, translation, cutout)."""
+        if kind == "none":
+            self.aug = self.ada = None
+            return
+        self.aug = make_augment(kind, p=p) if kind in ("ada", "fixed") else make_augment(kind)
+        self.aug.to(self.device)
+        self.ada = AdaController(target=target, interval=4, kimg=kimg, p=p, batch=batch) if kind == "ada" else None
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        return images if self.aug is None else self.aug(images)
+
+    def observe_real(self, d_real: torch.Tensor) -> None:
+        if self.ada is not None:
+            self.ada.observe(d_real)
+
+    def end_step(self, step: int) -> dict[str, float]:
+        """Called by the loop after each train_step (1-based `step`): ADA's p update; values to log."""
+        if self.ada is None:
+            return {"aug_p": float(self.aug.p)} if self.aug is not None and hasattr(self.aug, "p") else {}
+        if self.ada.update(step, reduce=lambda t: self.reduce(t, "sum")):
+            self.aug.p = self.ada.p  # type: ignore[union-attr]
+        return {"aug_p": self.ada.p, "aug_rt": self.ada.rt}
 
     # ---- precision -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -75,8 +104,16 @@ class Engine(StepContext):
         return value
 
     def state_dict(self) -> dict[str, Any]:
-        return {"scale": self.scaler.get_scale()} if self.scaler is not None else {}
+        out: dict[str, Any] = {}
+        if self.scaler is not None:
+            out["scale"] = self.scaler.get_scale()
+        if self.ada is not None:
+            out["ada"] = self.ada.state_dict()
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and "scale" in state:
             self.scaler = torch.amp.GradScaler(self.device.type, init_scale=float(state["scale"]))
+        if self.ada is not None and "ada" in state:
+            self.ada.load_state_dict(state["ada"])
+            self.aug.p = self.ada.p  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ from ..errors import ConfigError, GanforgeError
 from ..families.build import build_model
 from ..registry import get_family
 from ..sample.sampler import Sampler
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, DivergenceCheck
 from .ema import EMASet, ema_beta, update_ema
 from .engine import Engine
 from .previews import Previews
@@ -136,6 +136,8 @@ def train(
     if note:
         say(note)
     fam_cfg0 = _family_config(family, cfg)
+    if cfg.aug != "none" and not family.adversarial:
+        raise ConfigError(f"--aug augments what a discriminator sees, and model '{family.name}' has none; drop --aug")
     data = load_dataset(
         cfg.data, resolution=cfg.resolution, channels=cfg.channels, progress=progress,
         kinds=family.data_kinds, options=family.data_options(fam_cfg0),
@@ -152,6 +154,7 @@ def train(
     if cfg.channels_last and spec.kind != "points":
         nets = nets.to(memory_format=torch.channels_last)
     family.setup_training(nets, fam_cfg, spec, device)
+    engine.set_augment(cfg.aug, p=cfg.aug_p, target=cfg.aug_target, kimg=cfg.aug_kimg, batch=cfg.batch)
     opts = family.optimizers(nets, fam_cfg)
     train_nets = engine.wrap(nets)
     stream = data.stream(cfg.batch, cfg.seed, xflip=cfg.xflip)
@@ -177,6 +180,7 @@ def train(
     result = TrainResult(run_dir=run.dir, step=step)
     previews = Previews(sampler, data, cfg.grid_size, Diagnostics(spec=spec))
     diag = previews.diag
+    divergence = DivergenceCheck()
     evaluator = _periodic_evaluator(cfg, sampler, data, run.dir)
     tb = _TensorBoard(run.dir)
     end = total_steps(cfg)
@@ -228,6 +232,7 @@ def train(
                     logs = family.train_step(train_nets, opts, batch, step, engine)
                 step += 1
                 nimg += cfg.batch
+                logs.update(engine.end_step(step))
                 # Update the EMA copies.
                 ema.update(nimg)
                 dt = time.perf_counter() - t0
@@ -237,6 +242,12 @@ def train(
                     window.setdefault(k, []).append(float(v))
                 for msg in diag.observe(step, logs):
                     warn(msg)
+                problem = divergence(step, logs)
+                if problem is not None:
+                    raise GanforgeError(
+                        f"training diverged: {problem}; the last checkpoint (step {_last_ckpt(run)}) is kept. "
+                        "Resume from it with a lower learning rate, e.g. --resume --set lr=1e-4"
+                    )
                 last = step >= end or (stop_at is not None and step >= stop_at) or stop.requested
 
                 # Log.
@@ -317,6 +328,11 @@ def _periodic_evaluator(cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: 
     return ev
 
 
+def _last_ckpt(run: RunFolder) -> int:
+    steps = ckpt.list_checkpoints(run.ckpt_dir)
+    return steps[-1] if steps else 0
+
+
 def _window_means(window: dict[str, list[float]]) -> dict[str, float]:
     """Means over the logging window; gradient norms skip NaN (an fp16 overflow whose step the loss
     scaler skipped)."""
@@ -347,7 +363,7 @@ def _is_terminal(stream: Any) -> bool:
 def _postfix(rec: dict[str, Any]) -> str:
     names = [
         ("img_s", "img/s"), ("loss_D", "D"), ("loss_G", "G"), ("D_real", "D(x)"), ("D_fake", "D(G(z))"),
-        ("score_real", "D(x)"), ("score_fake", "D(G(z))"), ("grad_D", "|gD|"), ("grad_G", "|gG|"),
+        ("score_real", "D(x)"), ("score_fake", "D(G(z))"), ("grad_D", "|gD|"), ("grad_G", "|gG|"), ("aug_p", "p"),
     ]
     parts = [f"{label}={rec[k]:.3g}" for k, label in names if k in rec]
     parts += [f"{k}={v:.3g}" for k, v in rec.items() if k.startswith("loss_") and k not in ("loss_D", "loss_G")]

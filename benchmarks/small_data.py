@@ -1,0 +1,151 @@
+"""Small data at an equal wall-clock budget: stylegan2 + ADA against DCGAN on the Twemoji set (32x32),
+ADA against no augmentation on a 500-image subset (the limited-data claim of Karras et al. 2020, in
+small), and the candidates for the no-argument `ganforge train` at 5 minutes.
+
+Every row trains with the real loop for the same number of wall-clock minutes on this CPU (the loop's
+`time_limit`), then generates 2,000 images from seeds and scores them with ganforge's emoji classifier
+(offline): the Fréchet distance of classifier features to the full real set (lower is better) and the
+number of the 10 categories the samples cover. A grid of each model's samples is saved beside the JSON.
+Rows run one after another on a quiet machine (never two at once).
+
+    python benchmarks/small_data.py [--minutes 20] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
+
+JSON keys: stylegan2_fid, dcgan_fid, stylegan2_classes, dcgan_classes, ada_subset_fid, noaug_subset_fid,
+minutes, default_fid, default_classes, default_model.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import _common
+
+NUM_SAMPLES = 2000
+SUBSET = 500
+
+
+@dataclass
+class Row:
+    name: str
+    model: str
+    budget: str  # "main" (--minutes) or "default" (--default-minutes)
+    family: dict[str, Any] = field(default_factory=dict)
+    loop: dict[str, Any] = field(default_factory=dict)
+    subset: bool = False  # train on the first 500 images only
+    note: str = ""
+
+
+ROWS = [
+    Row("stylegan2-ada", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="small config, ADA (bgc)"),
+    Row("dcgan", "dcgan", "main", note="ganforge defaults"),
+    Row("stylegan2-ada-500", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, subset=True, note="500 images, ADA"),
+    Row("stylegan2-noaug-500", "stylegan2", "main", {"cfg": "small"}, {"batch": 32}, subset=True, note="500 images, no augmentation"),
+    Row("default:dcgan", "dcgan", "default", note="dcgan defaults"),
+    Row("default:dcgan-diffaug", "dcgan", "default", {}, {"aug": "diffaugment"}, note="dcgan + DiffAugment"),
+    Row("default:dcgan-ada", "dcgan", "default", {}, {"aug": "ada"}, note="dcgan + ADA"),
+    Row("default:stylegan2-ada", "stylegan2", "default", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="stylegan2 small + ADA"),
+]
+
+
+def subset_archive(tmp: Path) -> str:
+    """The first 500 emoji (a fixed, class-balanced-by-chance prefix of the shuffled set) as an archive."""
+    import numpy as np
+
+    from ganforge.data.archive import ArchiveData, write_archive
+    from ganforge.data.dataset import load_dataset
+
+    ds = load_dataset("emoji")
+    idx = np.random.default_rng(0).permutation(len(ds))[:SUBSET]
+    images = ds.images[idx].permute(0, 2, 3, 1).numpy()
+    labels = ds.labels[idx].numpy() if ds.labels is not None else None
+    path = tmp / "emoji-500.zip"
+    write_archive(ArchiveData(images, labels, ds.class_names), path)
+    return str(path)
+
+
+def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str, Any]:
+    import ganforge
+    from ganforge.config import TrainConfig
+    from ganforge.metrics import evaluate
+    from ganforge.sample.grid import make_grid, save_png
+    from ganforge.training.loop import train
+
+    data = subset_archive(tmp) if row.subset else "emoji"
+    run = "".join(c if c.isalnum() else "-" for c in row.name)
+    cfg = TrainConfig(
+        data=data, model=row.model, steps=10**7, seed=0, runs_dir=str(tmp / "runs"), run=run, log_every=100,
+        sample_every=10**9, ckpt_every=10**9, family=dict(row.family), time_limit=minutes * 60, **row.loop,
+    )
+    t = time.perf_counter()
+    res = train(cfg, progress=False)
+    wall = time.perf_counter() - t
+    model = ganforge.load(res.run_dir)
+    x = model.generate(list(range(NUM_SAMPLES)), output="tensor")
+    if grids is not None:
+        grids.mkdir(parents=True, exist_ok=True)
+        save_png(make_grid(x[:64]), grids / f"{run}.png")
+    # Scored against the full real set in every row (the subset rows too): the question is how well the
+    # model learned the whole distribution from what it saw.
+    scores = evaluate(x, "emoji", metrics="fid,coverage", extractor="classifier", progress=False)
+    fid = next(v for k, v in scores.items() if k.startswith(("fid", "fd")) and isinstance(v, float))
+    return {
+        "name": row.name, "model": row.model, "family": row.family, "loop": row.loop, "subset": row.subset, "note": row.note,
+        "minutes": minutes, "train_wall_s": round(wall, 1), "steps": res.step, "kimg": round(res.step * cfg.batch / 1000, 1),
+        "fid": round(float(fid), 3), "classes": int(scores["classes_covered"]), "class_kl": round(float(scores["class_kl"]), 4),
+        "aug_p": res.last.get("aug_p"), "scores": {k: v for k, v in scores.items() if isinstance(v, (int, float, str))},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _common.parser(__doc__, quick="1-minute budgets (a smoke run, not a result)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="budget of the main rows (stylegan2 vs dcgan, subset)")
+    ap.add_argument("--default-minutes", type=float, default=5.0, help="budget of the no-argument-default candidates")
+    ap.add_argument("--rows", default="", help="comma-separated row names (default: all)")
+    ap.add_argument("--grids", type=Path, default=None, help="save a grid of each model's samples here [default: beside --json]")
+    args = ap.parse_args(argv)
+    from ganforge.device import cpu_has_native_bf16
+
+    rows = _common.select(ROWS, args.rows, "row")
+    grids = args.grids or (args.json.with_suffix("") if args.json else None)
+    print(f"CPU native bf16: {cpu_has_native_bf16()}; budgets: main {args.minutes} min, default candidates {args.default_minutes} min")
+    results = []
+    done: dict[str, dict[str, Any]] = {}  # identical runs (same settings and budget) are trained once
+    with tempfile.TemporaryDirectory(prefix="ganforge-small-data-") as tmp:
+        for row in rows:
+            minutes = 1.0 if args.quick else (args.minutes if row.budget == "main" else args.default_minutes)
+            key = repr((row.model, sorted(row.family.items()), sorted(row.loop.items()), row.subset, minutes))
+            if key in done:
+                r = {**done[key], "name": row.name, "note": row.note + " (same run as " + done[key]["name"] + ")"}
+            else:
+                r = done[key] = run_row(row, minutes, Path(tmp), grids)
+            results.append(r)
+            print(f"{r['name']:<24} {r['minutes']:>4.0f} min {r['kimg']:>6.1f} kimg  FD {r['fid']:7.3f}  classes {r['classes']}/10  "
+                  f"({r['note']})", flush=True)
+    by = {r["name"]: r for r in results}
+    payload: dict[str, Any] = {"benchmark": "small_data", "quick": args.quick, "rows": results, "minutes": args.minutes}
+    for key, name in (("stylegan2", "stylegan2-ada"), ("dcgan", "dcgan")):
+        if name in by:
+            payload[f"{key}_fid"], payload[f"{key}_classes"] = by[name]["fid"], by[name]["classes"]
+    if "stylegan2-ada-500" in by:
+        payload["ada_subset_fid"] = by["stylegan2-ada-500"]["fid"]
+    if "stylegan2-noaug-500" in by:
+        payload["noaug_subset_fid"] = by["stylegan2-noaug-500"]["fid"]
+    defaults = [r for r in results if r["name"].startswith("default:")]
+    if defaults:
+        best = min(defaults, key=lambda r: (-r["classes"], r["fid"]))
+        payload.update(default_fid=best["fid"], default_classes=best["classes"], default_model=best["name"].split(":", 1)[1])
+        print(f"best 5-minute default: {payload['default_model']} (FD {best['fid']}, {best['classes']}/10 classes)")
+    print("| row | budget | kimg | classifier FD | classes | note |\n| --- | ---: | ---: | ---: | ---: | --- |")
+    for r in results:
+        print(f"| {r['name']} | {r['minutes']:.0f} min | {r['kimg']} | {r['fid']:.3f} | {r['classes']}/10 | {r['note']} |")
+    _common.write_json(args.json, payload, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The import layering the architecture promises (DESIGN.md): spec at the bottom; data and families
+below training; inference (sample/) and the server (serve/) never import training/. Checked on the
+source with `ast`, so a lazy import inside a function counts too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ganforge
+
+PKG = Path(ganforge.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names `path` imports (relative imports resolved)."""
+    mod = ".".join(path.relative_to(PKG.parent).with_suffix("").parts)
+    pkg = mod.rsplit(".", 1)[0] if path.name != "__init__.py" else mod
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            out.add(name)
+            out |= {f"{name}.{a.name}" for a in node.names}
+    return {m for m in out if m.startswith("ganforge")}
+
+
+def _modules(sub: str) -> list[Path]:
+    root = PKG / sub
+    return sorted(root.rglob("*.py")) if root.is_dir() else [root.with_suffix(".py")]
+
+
+def _violations(subs: list[str], forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for sub in subs:
+        for path in _modules(sub):
+            if not path.exists():
+                continue
+            for m in _imports(path):
+                if m.startswith(forbidden):
+                    bad.append(f"{path.relative_to(PKG)} imports {m}")
+    return bad
+
+
+def test_inference_and_server_do_not_import_training():
+    assert not _violations(["sample", "serve"], ("ganforge.training",))
+
+
+def test_data_and_families_are_below_training_and_inference():
+    assert not _violations(["data", "families", "nn", "augment", "losses"], ("ganforge.training", "ganforge.sample", "ganforge.serve", "ganforge.cli"))
+
+
+def test_spec_is_at_the_bottom():
+    assert _imports(PKG / "spec.py") == set()
+
+
+def test_sample_does_not_depend_on_the_server():
+    assert not _violations(["sample"], ("ganforge.serve",))
