@@ -19,6 +19,9 @@ _FAMILY_PATHS: dict[str, str] = {
     "sngan": "ganforge.families.sngan:SNGAN",
     "vae": "ganforge.families.vae:VAE",
     "stylegan2": "ganforge.families.stylegan2:StyleGAN2",
+    "pix2pix": "ganforge.families.pix2pix:Pix2Pix",
+    "cyclegan": "ganforge.families.cyclegan:CycleGAN",
+    "srgan": "ganforge.families.srgan:SRGAN",
 }
 
 
@@ -30,6 +33,9 @@ DESCRIPTIONS: dict[str, str] = {
     "sngan": "spectral normalisation in D with the hinge loss (Miyato et al. 2018)",
     "vae": "convolutional VAE (Kingma & Welling 2014; beta option): reconstruct, sample, encode",
     "stylegan2": "StyleGAN2-ADA (Karras et al. 2020) in plain PyTorch; --aug ada for small data; --set cfg=small on a CPU",
+    "pix2pix": "paired translation (Isola et al. 2017): U-Net + PatchGAN + L1; --set preset=colorize for any RGB set",
+    "cyclegan": "unpaired translation (Zhu et al. 2017): two ResNet G, two PatchGAN D, cycle + identity losses",
+    "srgan": "super-resolution (Ledig et al. 2017): SRResNet x2/x4, PSNR pre-training then GAN; any image set",
 }
 
 

@@ -34,14 +34,24 @@ def test_kill_9_at_random_points_then_resume_equals_uninterrupted(tmp_path, tiny
     subprocess.run(_cmd(tiny_data, runs, "clean", False), check=True, env=env, timeout=300)
     rng = random.Random(0)
     kills, resumed_from = 0, []
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 240
     done = False
     while not done and time.monotonic() < deadline:
         # A run killed before it wrote config.json does not exist yet: start it; otherwise resume.
         resume = (runs / "killed" / "config.json").exists()
         proc = subprocess.Popen(_cmd(tiny_data, runs, "killed", resume), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < 10:
-            time.sleep(rng.uniform(2.5, 5.0))  # start-up (imports) takes ~2 s; then a few steps
+            # Kill once a random number (1-3) of new checkpoints has appeared, plus a random few ms: mid-step
+            # or mid-write, whatever the machine's speed.
+            ck = runs / "killed" / "checkpoints"
+            before = ckpt.list_checkpoints(ck)[-1] if ck.exists() and ckpt.list_checkpoints(ck) else 0
+            want = before + rng.randint(1, 3)
+            while proc.poll() is None and time.monotonic() < deadline:
+                now = ckpt.list_checkpoints(ck)[-1] if ck.exists() and ckpt.list_checkpoints(ck) else 0
+                if now >= want:
+                    break
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.05))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
