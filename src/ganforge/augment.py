@@ -187,7 +187,13 @@ def _apply_color(images: Tensor, m: Tensor) -> Tensor:
         gain = m[:, :3, :3].sum(dim=2).mean(dim=1).reshape(n, 1, 1, 1)
         offset = m[:, :3, 3].mean(dim=1).reshape(n, 1, 1, 1)
         return images * gain + offset
-    raise ValueError(f"colour augmentation needs 1 (L) or 3 (RGB) channels, got {c}; use preset 'bg' instead")
+    # Two images stacked on channels, source first (a conditional D's input, e.g. pix2pix's source | image:
+    # L+L, L+RGB for colourisation, RGB+RGB): each part gets the same colour transform, as the pair gets
+    # the same geometric one.
+    parts = {2: [1, 1], 4: [1, 3], 6: [3, 3]}.get(c)
+    if parts is None:
+        raise ValueError(f"colour augmentation needs 1 or 3 channels, or two such images stacked (2, 4, 6), got {c}")
+    return torch.cat([_apply_color(x, m) for x in images.split(parts, dim=1)], dim=1)
 
 
 # ----------------------------------------------------------------------------------------------

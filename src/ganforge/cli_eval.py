@@ -20,6 +20,7 @@ _EXTRACTORS = (
     "inception",
     "classifier",
     "dinov2",
+    "efficientnet-lite0",
 )  # == ganforge.metrics.EXTRACTORS, without importing torch for --help
 
 

@@ -54,6 +54,8 @@ _LOOP_OPTIONS = [
     "eval_metrics",
     "eval_num",
     "eval_extractor",
+    "max_minutes",
+    "on_nan",
     "threads",
 ]
 
@@ -145,11 +147,23 @@ def _families_epilog() -> str:
 @click.option("--eval-num", type=click.IntRange(1), default=_D.eval_num, help="Generated images per evaluation.")
 @click.option(
     "--eval-extractor",
-    type=click.Choice(["inception", "classifier", "dinov2"]),
+    type=click.Choice(["inception", "classifier", "dinov2", "efficientnet-lite0"]),
     default=_D.eval_extractor,
     help="Features for periodic evaluation.",
 )
 @click.option("--threads", type=click.IntRange(0), default=_D.threads, help="CPU threads (0: torch's default).")
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(0),
+    default=_D.max_minutes,
+    help="Stop after this many minutes of training, with a checkpoint (0: no limit); --resume continues.",
+)
+@click.option(
+    "--on-nan",
+    type=click.Choice(["stop", "rollback"]),
+    default=_D.on_nan,
+    help="When a loss turns NaN/Inf or explodes: stop, or reload the last checkpoint with the learning rate halved.",
+)
 @click.option(
     "--set",
     "overrides",

@@ -51,6 +51,8 @@ class TrainConfig:
     eval_metrics: str = "fid"  # comma-separated metrics for periodic evaluation; the first picks `best`
     eval_num: int = 10000  # generated images per periodic evaluation
     eval_extractor: str = "inception"  # feature extractor for periodic evaluation
+    max_minutes: float = 0.0  # stop (with a checkpoint, as at the last step) after this many minutes of training (0: none)
+    on_nan: str = "stop"  # when a loss turns NaN/Inf or explodes: stop | rollback (reload the last checkpoint, halve the lr, go on)
     threads: int = 0  # CPU threads for torch (0: torch's default)
     family: dict[str, Any] = field(default_factory=dict)  # the family's own hyper-parameters
 
@@ -113,6 +115,8 @@ class TrainConfig:
             ("eval_num", self.eval_num >= 1, "1 or more"),
             ("eval_extractor", self.eval_extractor in EVAL_EXTRACTORS, " | ".join(EVAL_EXTRACTORS)),
             ("threads", self.threads >= 0, "0 (torch's default) or more"),
+            ("max_minutes", self.max_minutes >= 0, "0 (no limit) or more"),
+            ("on_nan", self.on_nan in ("stop", "rollback"), "stop | rollback"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -154,7 +158,7 @@ class TrainConfig:
 
 AUGMENTATIONS = ("none", "ada", "fixed", "diffaugment")  # TrainConfig.aug (== the train command's --aug choices)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-EVAL_EXTRACTORS = ("inception", "classifier", "dinov2")  # == ganforge.metrics.EXTRACTORS, without importing torch
+EVAL_EXTRACTORS = ("inception", "classifier", "dinov2", "efficientnet-lite0")  # == ganforge.metrics.EXTRACTORS, without importing torch
 
 
 _NOT_FINITE = "not a finite number; give a number such as 0.5"
@@ -228,6 +232,8 @@ def _short(value: Any, limit: int = 40) -> str:
 # Fields that may change when a run is resumed (length, logging and evaluation cadence, device).
 RESUMABLE_CHANGES = {
     "steps",
+    "max_minutes",
+    "on_nan",
     "kimg",
     "log_every",
     "sample_every",

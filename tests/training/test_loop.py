@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from ganforge import checkpoint as ckpt
-from ganforge.errors import ConfigError
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.training.loop import train
 from helpers import tiny_config
 
@@ -115,3 +115,49 @@ def test_progress_off_a_terminal_is_one_plain_line_per_log_step(tmp_path, capsys
     assert [s.split()[1] for s in steps] == ["2/4", "4/4"]
     assert all("D(x)=" in s and "|gD|=" in s and "|gG|=" in s for s in steps), steps
     assert "\r" not in capsys.readouterr().err, "no bar redraws in a log"
+
+
+def test_on_nan_rollback_reloads_the_last_checkpoint_with_half_the_lr(tmp_path, tiny_data, monkeypatch):
+    from ganforge.families.dcgan import DCGAN
+
+    original = DCGAN.train_step
+    calls = {"n": 0}
+
+    def step_with_one_nan(self, nets, opts, batch, step, ctx):
+        out = original(self, nets, opts, batch, step, ctx)
+        calls["n"] += 1
+        if calls["n"] == 5:  # the 5th step ever run reports a NaN loss, once
+            out["loss_D"] = float("nan")
+        return out
+
+    monkeypatch.setattr(DCGAN, "train_step", step_with_one_nan)
+    cfg = tiny_config(tmp_path, tiny_data, steps=8, ckpt_every=2, on_nan="rollback")
+    res = train(cfg, progress=False)
+    assert res.step == 8 and any("rolled back to step 4" in w for w in res.warnings), res.warnings
+    meta = json.loads((res.run_dir / "checkpoints" / "step-000008.json").read_text())
+    assert meta["loop"]["lr_scale"] == 0.5
+    assert meta["optimizers"]["G"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.5)
+    lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("rollback_from") == 5 for r in lines)
+
+
+def test_on_nan_stop_is_the_default(tmp_path, tiny_data, monkeypatch):
+    from ganforge.families.dcgan import DCGAN
+
+    original = DCGAN.train_step
+
+    def nan_step(self, nets, opts, batch, step, ctx):
+        out = original(self, nets, opts, batch, step, ctx)
+        out["loss_G"] = float("nan") if step == 2 else out["loss_G"]
+        return out
+
+    monkeypatch.setattr(DCGAN, "train_step", nan_step)
+    with pytest.raises(GanforgeError, match="diverged: loss_G is nan at step 3"):
+        train(tiny_config(tmp_path, tiny_data, steps=8, ckpt_every=2), progress=False)
+    assert ckpt.list_checkpoints(tmp_path / "runs" / "t" / "checkpoints") == [2], "the last good checkpoint is kept"
+
+
+def test_max_minutes_stops_with_a_checkpoint(tmp_path, tiny_data):
+    res = train(tiny_config(tmp_path, tiny_data, steps=10**6, max_minutes=0.03), progress=False)
+    assert res.interrupted and 0 < res.step < 10**6
+    assert ckpt.list_checkpoints(res.run_dir / "checkpoints")[-1] == res.step

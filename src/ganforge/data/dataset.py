@@ -486,7 +486,7 @@ def load_dataset(
     meta = read_dataset_json(path) if on_disk and (path.is_dir() or path.suffix.lower() == ".zip") else None
     if meta is not None and (meta.get("layout") or "images") != "images":
         ds: Dataset = pairs.read_two_sided_archive(path, resolution=resolution, channels=channels)
-    elif two_sided and meta is None and on_disk and path.is_dir():
+    elif two_sided and meta is None and on_disk and path.is_dir() and not options.get("colorize"):
         ds = pairs.load_two_sided(path, two_sided[0], resolution=resolution, channels=channels, progress=progress)
     else:
         ds = _load_images(text, resolution=resolution, channels=channels, progress=progress)

@@ -36,6 +36,7 @@ class StepContext:
         self.device = torch.device(device)
         self.amp_dtype: torch.dtype | None = None  # None: full precision
         self.rank, self.world_size = 0, 1
+        self.total_steps = 0  # the run's length in steps (0: unknown), for families' schedules
 
     @property
     def is_main(self) -> bool:

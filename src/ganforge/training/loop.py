@@ -158,17 +158,24 @@ def train(
     opts = family.optimizers(nets, fam_cfg)
     train_nets = engine.wrap(nets)
     stream = data.stream(cfg.batch, cfg.seed, xflip=cfg.xflip)
-    step, nimg, elapsed = 0, 0, 0.0
-    if run.resuming:
+    step, nimg, elapsed, lr_scale = 0, 0, 0.0, 1.0
+
+    def restore() -> None:
+        """Load the latest checkpoint over networks, optimizers, RNGs, data order and family state."""
+        nonlocal step, nimg, elapsed, lr_scale
         meta, tensors = run.load_latest()
         ckpt.load_nets(nets, tensors)
         ckpt.load_optimizers(opts, tensors, meta)
         ckpt.restore_rng(tensors, meta)
         loop_state = meta["loop"]
         step, nimg, elapsed = int(meta["step"]), int(loop_state["nimg"]), float(loop_state.get("elapsed", 0.0))
+        lr_scale = float(loop_state.get("lr_scale", 1.0))
         stream.load_state_dict(loop_state["sampler"])
         engine.load_state_dict(loop_state.get("engine", {}))
         family.load_state_dict(ckpt.family_state(tensors, meta))
+
+    if run.resuming:
+        restore()
         say(f"resuming {run.dir} from step {step}")
     run.save_config()
     run.open_metrics(step)
@@ -181,9 +188,11 @@ def train(
     previews = Previews(sampler, data, cfg.grid_size, Diagnostics(spec=spec))
     diag = previews.diag
     divergence = DivergenceCheck()
+    rollbacks = 0
     evaluator = _periodic_evaluator(cfg, sampler, data, run.dir)
     tb = _TensorBoard(run.dir)
     end = total_steps(cfg)
+    engine.total_steps = end
     stop = _StopFlag()
 
     def meta_now() -> dict[str, Any]:
@@ -193,7 +202,7 @@ def train(
             "spec": spec.to_dict(),
             "loop": {
                 "nimg": nimg, "elapsed": elapsed, "sampler": stream.state_dict(), "precision": precision_name(engine.amp_dtype),
-                "engine": engine.state_dict(),
+                "engine": engine.state_dict(), "lr_scale": lr_scale,
             },
             "torch_version": torch.__version__,
         }
@@ -244,11 +253,27 @@ def train(
                     warn(msg)
                 problem = divergence(step, logs)
                 if problem is not None:
-                    raise GanforgeError(
-                        f"training diverged: {problem}; the last checkpoint (step {_last_ckpt(run)}) is kept. "
-                        "Resume from it with a lower learning rate, e.g. --resume --set lr=1e-4"
-                    )
-                last = step >= end or (stop_at is not None and step >= stop_at) or stop.requested
+                    if cfg.on_nan != "rollback" or not _last_ckpt(run) or rollbacks >= MAX_ROLLBACKS:
+                        why = f" after {rollbacks} rollbacks" if rollbacks else ""
+                        raise GanforgeError(
+                            f"training diverged{why}: {problem}; the last checkpoint (step {_last_ckpt(run)}) is kept. "
+                            "Resume from it with a lower learning rate, e.g. --resume --set lr=1e-4, or use --on-nan rollback"
+                        )
+                    # --on-nan rollback: back to the last checkpoint with every learning rate halved.
+                    bad_step = step
+                    restore()  # the learning rates (and lr_scale) as they were at that checkpoint
+                    rollbacks += 1
+                    lr_scale *= 0.5
+                    for opt in opts.values():
+                        for group in opt.param_groups:
+                            group["lr"] *= 0.5
+                    divergence = DivergenceCheck()
+                    window, n_window = {}, 0
+                    run.log({"step": step, "rollback_from": bad_step, "lr_scale": lr_scale})
+                    warn(f"{problem}: rolled back to step {step} with the learning rates scaled by {lr_scale:g}")
+                    continue
+                timed_out = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60
+                last = step >= end or (stop_at is not None and step >= stop_at) or stop.requested or timed_out
 
                 # Log.
                 if step % cfg.log_every == 0 or last:
@@ -294,7 +319,7 @@ def train(
                         _write(bar, f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items() if isinstance(v, float)), say)
                 if bar is not None:
                     bar.update(1)
-                if stop.requested or (stop_at is not None and step >= stop_at and step < end):
+                if stop.requested or timed_out or (stop_at is not None and step >= stop_at and step < end):
                     result.interrupted = True
                     break
     except KeyboardInterrupt:
@@ -326,6 +351,9 @@ def _periodic_evaluator(cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: 
     ev = PeriodicEvaluator(cfg, sampler, data, run_dir)
     ev.check()
     return ev
+
+
+MAX_ROLLBACKS = 5  # --on-nan rollback gives up after this many rollbacks in one process
 
 
 def _last_ckpt(run: RunFolder) -> int:
