@@ -3,7 +3,7 @@ ADA against no augmentation on a 500-image subset (the limited-data claim of Kar
 small), and the candidates for the no-argument `ganforge train` at 5 minutes.
 
 Every row trains with the real loop for the same number of wall-clock minutes on this CPU (the loop's
-`time_limit`), then generates 2,000 images from seeds and scores them with ganforge's emoji classifier
+`--max-minutes`), then generates 2,000 images from seeds and scores them with ganforge's emoji classifier
 (offline): the Fréchet distance of classifier features to the full real set (lower is better) and the
 number of the 10 categories the samples cover. A grid of each model's samples is saved beside the JSON.
 Rows run one after another on a quiet machine (never two at once).
@@ -64,6 +64,8 @@ def subset_archive(tmp: Path) -> str:
     images = ds.images[idx].permute(0, 2, 3, 1).numpy()
     labels = ds.labels[idx].numpy() if ds.labels is not None else None
     path = tmp / "emoji-500.zip"
+    if path.exists():  # made for an earlier row of this run
+        return str(path)
     write_archive(ArchiveData(images, labels, ds.class_names), path)
     return str(path)
 
@@ -79,7 +81,7 @@ def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str
     run = "".join(c if c.isalnum() else "-" for c in row.name)
     cfg = TrainConfig(
         data=data, model=row.model, steps=10**7, seed=0, runs_dir=str(tmp / "runs"), run=run, log_every=100,
-        sample_every=10**9, ckpt_every=10**9, family=dict(row.family), time_limit=minutes * 60, **row.loop,
+        sample_every=10**9, ckpt_every=10**9, family=dict(row.family), max_minutes=minutes, **row.loop,
     )
     t = time.perf_counter()
     res = train(cfg, progress=False)
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 r = done[key] = run_row(row, minutes, Path(tmp), grids)
             results.append(r)
+            # Written after every row, so a long run that stops early keeps what it measured.
+            _common.write_json(args.json, {"benchmark": "small_data", "partial": True, "rows": results}, argv)
             print(f"{r['name']:<24} {r['minutes']:>4.0f} min {r['kimg']:>6.1f} kimg  FD {r['fid']:7.3f}  classes {r['classes']}/10  "
                   f"({r['note']})", flush=True)
     by = {r["name"]: r for r in results}

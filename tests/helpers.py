@@ -33,3 +33,29 @@ def tiny_config(tmp_path, data: str, model: str = "dcgan", **kw) -> TrainConfig:
     )
     base.update(kw)
     return TrainConfig(**base)
+
+
+def blob_pair(rng, res: int):
+    """A filled disc (target) and its outline (source): pix2pix's 'edges -> photo' setting in small."""
+    yy, xx = np.mgrid[0:res, 0:res]
+    cx, cy, r = rng.uniform(res * 0.3, res * 0.7), rng.uniform(res * 0.3, res * 0.7), rng.uniform(res * 0.15, res * 0.3)
+    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+    fill = np.full((res, res, 3), 255, np.uint8)
+    fill[d < r] = rng.integers(0, 200, 3)
+    edge = np.full((res, res, 3), 255, np.uint8)
+    edge[np.abs(d - r) < 1.0] = 0
+    return edge, fill
+
+
+def make_paired_folder(root, n: int = 12, res: int = 16, seed: int = 0):
+    """A paired folder: A/ (outlines) and B/ (filled discs), matched by file name."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "A").mkdir(parents=True)
+    (root / "B").mkdir()
+    for i in range(n):
+        edge, fill = blob_pair(rng, res)
+        Image.fromarray(edge).save(root / "A" / f"{i:03d}.png")
+        Image.fromarray(fill).save(root / "B" / f"{i:03d}.png")
+    return root

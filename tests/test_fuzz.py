@@ -244,16 +244,10 @@ def _check_archive(folder) -> None:
         assert 0 <= int(data.labels[0]) < len(data.class_names), (data.labels, data.class_names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ganforge.data.archive.read_archive (not this file's to fix) crashes on damaged dataset.json "
-    "values: TypeError/ValueError/OverflowError on 'labels' and 'class_names' of the wrong shape; see "
-    "test_read_archive_damaged_dataset_json for the exact inputs",
-)
 @settings(
     max_examples=200,
     deadline=None,
-    derandomize=True,  # the same examples every run, so strict xfail is stable
+    derandomize=True,  # the same examples every run
     phases=[Phase.explicit, Phase.generate],  # no shrinking: the minimal inputs are listed below
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -263,7 +257,7 @@ def test_read_archive_gives_data_or_data_error(one_png_folder, raw):
     _check_archive(one_png_folder)
 
 
-# Inputs the fuzz test found that read_archive does not turn into a DataError (as of this test's writing).
+# Inputs the fuzz test found that read_archive once crashed on (regressions: each must now be a DataError).
 _ARCHIVE_CRASHES = [
     b'{"labels": 5}',  # TypeError: 'int' object is not iterable
     b'{"labels": [null]}',  # TypeError: cannot unpack non-iterable NoneType object
@@ -279,7 +273,6 @@ _ARCHIVE_CRASHES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="read_archive crashes on this damaged dataset.json (archive.py; reported)")
 @pytest.mark.parametrize("raw", _ARCHIVE_CRASHES, ids=lambda b: b[:40].decode(errors="replace"))
 def test_read_archive_damaged_dataset_json(tmp_path, raw):
     (tmp_path / "00000").mkdir()

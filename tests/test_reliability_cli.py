@@ -321,26 +321,17 @@ def test_messages_name_options_the_command_has(run_dir, args):
     assert_named_options_exist(args[0], out)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="checkpoint.py:160 names --eval-every, which generate lacks"
-)
 def test_generate_best_without_evaluation_names_where_the_option_is(run_dir):
     out = assert_one_line_error(invoke(["generate", str(run_dir), "--checkpoint", "best"]), "no best checkpoint")
     assert_named_options_exist("generate", out)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="checkpoint.py:175 says 'pick another with --checkpoint'; train has none"
-)
 def test_resume_with_a_damaged_checkpoint_names_train_options(damaged_run):
     (damaged_run / "checkpoints" / "step-000001.json").write_text("{")
     r = invoke(["train", "--run", damaged_run.name, "--runs-dir", str(damaged_run.parent), "--resume", "--steps", "2"])
     assert_named_options_exist("train", assert_one_line_error(r, "step-000001.json"))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="metrics/weights.py:134 says 'pass --inception-weights'; train has none"
-)
 def test_train_without_inception_weights_names_train_options(tmp_path, tiny_data, monkeypatch):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -352,11 +343,6 @@ def test_train_without_inception_weights_names_train_options(tmp_path, tiny_data
     assert_named_options_exist("train", assert_one_line_error(r, "Inception weights"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="data/archive.py (_bad_zip) says 'point --data at a folder'; eval has none",
-)
 def test_eval_with_a_bad_zip_names_eval_options(tmp_path):
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
@@ -364,16 +350,14 @@ def test_eval_with_a_bad_zip_names_eval_options(tmp_path):
     assert_named_options_exist("eval", assert_one_line_error(r, "not a valid zip file"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="checkpoint.py (resolve_checkpoint, read_meta) raises TypeError/UnicodeDecodeError/AttributeError "
-    "on damaged pointer or checkpoint JSON; reported",
-)
 @pytest.mark.parametrize(
     ("name", "content"),
     [("latest.json", b"[1]"), ("step-000001.json", b"\xff\xfe"), ("step-000001.json", b"[2]")],
 )
 def test_generate_with_damaged_checkpoint_json(damaged_run, name, content):
     (damaged_run / "checkpoints" / name).write_bytes(content)
-    assert_one_line_error(invoke(["generate", str(damaged_run), "--seeds", "0"]))
+    r = invoke(["generate", str(damaged_run), "--seeds", "0"])
+    if name == "latest.json":  # a damaged pointer: the newest complete checkpoint is used
+        assert r.exit_code == 0, r.output
+    else:
+        assert "damaged" in assert_one_line_error(r)

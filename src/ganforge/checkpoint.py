@@ -154,10 +154,13 @@ def resolve_checkpoint(run_dir: Path, which: str | int = "latest") -> Path:
                 step = int(json.loads(ptr.read_text())["step"])
                 if step in steps:
                     return ckpt_dir / ckpt_name(step)
-            except (json.JSONDecodeError, KeyError, ValueError):
+            except (OSError, ValueError, KeyError, TypeError, IndexError):  # damaged pointer: fall back
                 pass
         if which == "best":
-            raise ConfigError(f"{run_dir} has no best checkpoint: it is chosen by periodic evaluation (--eval-every)")
+            raise ConfigError(
+                f"{run_dir} has no best checkpoint: it is chosen by periodic evaluation during training "
+                "(`ganforge train --eval-every N`); use --checkpoint latest"
+            )
         return ckpt_dir / ckpt_name(steps[-1])  # pointer missing or stale: the newest complete one
     try:
         step = int(which)
@@ -171,8 +174,14 @@ def resolve_checkpoint(run_dir: Path, which: str | int = "latest") -> Path:
 def read_meta(base: Path) -> dict[str, Any]:
     try:
         meta = json.loads(base.with_suffix(".json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read checkpoint {base}.json ({exc}); pick another with --checkpoint") from exc
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        meta = exc
+    if not isinstance(meta, dict):
+        why = str(meta)[:120] if isinstance(meta, Exception) else "not a JSON object"
+        raise ConfigError(
+            f"cannot read checkpoint {base.name}.json ({why}): the file is damaged; delete it and "
+            f"{base.name}.safetensors to fall back to the previous checkpoint"
+        )
     if meta.get("format") != FORMAT:
         raise ConfigError(f"{base}.json is not a ganforge checkpoint (format {meta.get('format')!r})")
     return meta
@@ -228,6 +237,8 @@ def family_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict
 
 def load_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor], meta: dict) -> None:
     for name, opt in opts.items():
+        if name not in meta.get("optimizers", {}):
+            continue  # e.g. an imported network: its optimizer starts fresh
         om = meta["optimizers"][name]
         state: dict[int, dict[str, Any]] = {}
         prefix = f"opt/{name}/"

@@ -56,6 +56,7 @@ _LOOP_OPTIONS = [
     "eval_extractor",
     "max_minutes",
     "on_nan",
+    "resume_from",
     "threads",
 ]
 
@@ -152,6 +153,11 @@ def _families_epilog() -> str:
     help="Features for periodic evaluation.",
 )
 @click.option("--threads", type=click.IntRange(0), default=_D.threads, help="CPU threads (0: torch's default).")
+@click.option(
+    "--resume-from",
+    default=_D.resume_from,
+    help="Start from pretrained weights: an NVlabs network .pkl or a ganforge run (transfer learning; a new run).",
+)
 @click.option(
     "--max-minutes",
     type=click.FloatRange(0),

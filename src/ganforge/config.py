@@ -51,6 +51,7 @@ class TrainConfig:
     eval_metrics: str = "fid"  # comma-separated metrics for periodic evaluation; the first picks `best`
     eval_num: int = 10000  # generated images per periodic evaluation
     eval_extractor: str = "inception"  # feature extractor for periodic evaluation
+    resume_from: str = ""  # start from these weights: an NVlabs .pkl or a ganforge run (transfer learning)
     max_minutes: float = 0.0  # stop (with a checkpoint, as at the last step) after this many minutes of training (0: none)
     on_nan: str = "stop"  # when a loss turns NaN/Inf or explodes: stop | rollback (reload the last checkpoint, halve the lr, go on)
     threads: int = 0  # CPU threads for torch (0: torch's default)

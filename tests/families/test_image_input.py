@@ -15,6 +15,7 @@ import ganforge
 from ganforge import registry
 from ganforge.cli import main
 from ganforge.data.dataset import PairedDataset, SuperResDataset, UnpairedDataset, load_dataset
+from helpers import blob_pair, make_paired_folder
 
 
 @pytest.fixture(autouse=True)
@@ -23,29 +24,10 @@ def _toy_families(monkeypatch):
     monkeypatch.setitem(registry._FAMILY_PATHS, "toy-sr", "toy_families:ToySuperRes")
 
 
-def _blob(rng, res: int) -> tuple[np.ndarray, np.ndarray]:
-    """A filled disc (target) and its outline (source), the pix2pix 'edges -> photo' setting in small."""
-    yy, xx = np.mgrid[0:res, 0:res]
-    cx, cy, r = rng.uniform(res * 0.3, res * 0.7), rng.uniform(res * 0.3, res * 0.7), rng.uniform(res * 0.15, res * 0.3)
-    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
-    fill = np.full((res, res, 3), 255, np.uint8)
-    fill[d < r] = rng.integers(0, 200, 3)
-    edge = np.full((res, res, 3), 255, np.uint8)
-    edge[np.abs(d - r) < 1.0] = 0
-    return edge, fill
-
-
 @pytest.fixture
 def paired_folder(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "edges2blobs"
-    (root / "A").mkdir(parents=True)
-    (root / "B").mkdir()
-    for i in range(12):
-        edge, fill = _blob(rng, 16)
-        Image.fromarray(edge).save(root / "A" / f"{i:03d}.png")
-        Image.fromarray(fill).save(root / "B" / f"{i:03d}.png")
-    Image.fromarray(fill).save(root / "B" / "extra-without-partner.png")
+    root = make_paired_folder(tmp_path / "edges2blobs")
+    Image.open(root / "B" / "011.png").save(root / "B" / "extra-without-partner.png")
     return str(root)
 
 
@@ -55,7 +37,7 @@ def side_by_side_folder(tmp_path):
     root = tmp_path / "facades"
     root.mkdir()
     for i in range(6):
-        edge, fill = _blob(rng, 16)
+        edge, fill = blob_pair(rng, 16)
         Image.fromarray(np.concatenate([edge, fill], axis=1)).save(root / f"{i}.jpg", quality=95)
     return str(root)
 
@@ -139,7 +121,7 @@ def test_cli_train_then_translate_real_files(tmp_path, request, model, data_fixt
     src = tmp_path / "in"
     src.mkdir()
     rng = np.random.default_rng(5)
-    edge, _ = _blob(rng, 24)
+    edge, _ = blob_pair(rng, 24)
     Image.fromarray(edge).save(src / "a.png")
     Image.fromarray(edge[:20]).convert("RGBA").save(src / "b.png")
     model_ = ganforge.load(run)

@@ -10,7 +10,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from contract import ImageFamilyContract
-from PIL import Image
 
 from ganforge.errors import ConfigError
 from ganforge.families.pix2pix import Pix2Pix, Pix2PixConfig, UNet
@@ -18,34 +17,14 @@ from ganforge.nn.image2image import PatchDiscriminator, luminance, patch_layers
 from ganforge.sample.model import Model
 from ganforge.spec import DataSpec
 from ganforge.training.loop import train
-from helpers import tiny_config
+from helpers import make_paired_folder, tiny_config
 
 TINY = {"ngf": 4, "ndf": 4}
 
 
-def _blob(rng, res: int) -> tuple[np.ndarray, np.ndarray]:
-    """A disc's outline (source) and the filled disc (target)."""
-    yy, xx = np.mgrid[0:res, 0:res]
-    cx, cy, r = rng.uniform(res * 0.3, res * 0.7), rng.uniform(res * 0.3, res * 0.7), rng.uniform(res * 0.15, res * 0.3)
-    d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
-    fill = np.full((res, res, 3), 255, np.uint8)
-    fill[d < r] = rng.integers(0, 200, 3)
-    edge = np.full((res, res, 3), 255, np.uint8)
-    edge[np.abs(d - r) < 1.0] = 0
-    return edge, fill
-
-
 @pytest.fixture
 def paired_blobs(tmp_path):
-    rng = np.random.default_rng(0)
-    root = tmp_path / "edges2blobs"
-    (root / "A").mkdir(parents=True)
-    (root / "B").mkdir()
-    for i in range(12):
-        edge, fill = _blob(rng, 16)
-        Image.fromarray(edge).save(root / "A" / f"{i:03d}.png")
-        Image.fromarray(fill).save(root / "B" / f"{i:03d}.png")
-    return str(root)
+    return str(make_paired_folder(tmp_path / "edges2blobs"))
 
 
 class TestPix2PixContract(ImageFamilyContract):

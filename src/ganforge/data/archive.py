@@ -357,7 +357,7 @@ def _write_members(
 
 
 def _bad_zip(path: Path) -> DataError:
-    return DataError(f"{path} is not a valid zip file; re-create it or point --data at a folder")
+    return DataError(f"{path} is not a valid zip file; re-create it, or use a folder of images instead")
 
 
 def _iter_members(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -392,8 +392,8 @@ def read_dataset_json(path: Path) -> dict | None:
             if not f.exists():
                 return None
             meta = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: dataset.json is not valid JSON ({exc}); fix or delete it") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: dataset.json is not valid JSON ({str(exc)[:200]}); fix or delete it") from exc
     except zipfile.BadZipFile as exc:
         raise _bad_zip(path) from exc
     if not isinstance(meta, dict):
@@ -422,13 +422,40 @@ def is_prepared_archive(path: Path) -> bool:
     return read_dataset_json(path) is not None
 
 
+def _labels_of(path: Path, meta: dict) -> tuple[dict[str, int], list[str]]:
+    """dataset.json's labels as {member: class index} and its class names, checked: `labels` is null or
+    a list of [member name, integer label] pairs (the stylegan2-ada-pytorch format), labels are from 0,
+    below len(class_names) when names are given, and below 2^31."""
+    bad = f"{path}: dataset.json has a malformed"
+    names = meta.get("class_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise DataError(f'{bad} "class_names" (expected a list of strings); fix dataset.json or re-prepare')
+    class_names = list(names or [])
+    raw = meta.get("labels")
+    if not raw:
+        return {}, class_names
+    if not isinstance(raw, list):
+        raise DataError(f'{bad} "labels" (expected null or a list of [file, label] pairs); fix dataset.json or re-prepare')
+    out: dict[str, int] = {}
+    for entry in raw:
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise DataError(f'{bad} "labels" entry {str(entry)[:60]!r} (expected [file, label]); fix dataset.json or re-prepare')
+        value = entry[1]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+            raise DataError(f"{bad} label {str(value)[:40]!r} for {entry[0][:80]!r} (expected a whole number from 0); fix dataset.json")
+        if class_names and value >= len(class_names):
+            raise DataError(
+                f"{path}: dataset.json gives {entry[0][:80]!r} label {value}, but names only {len(class_names)} classes; fix dataset.json"
+            )
+        out[entry[0].replace("\\", "/")] = value
+    return out, class_names
+
+
 def read_archive(path: str | os.PathLike) -> ArchiveData:
     """Read a prepared archive (zip or folder) into memory. All images must share one size."""
     path = Path(path)
     meta = read_dataset_json(path) or {}
-    label_map = {}
-    if meta.get("labels"):
-        label_map = {str(k).replace("\\", "/"): int(v) for k, v in meta["labels"]}
+    label_map, class_names = _labels_of(path, meta)
     images, names = [], []
     for name, raw in _iter_members(path):
         try:
@@ -455,7 +482,6 @@ def read_archive(path: str | os.PathLike) -> ArchiveData:
         if missing:
             raise DataError(f"{path}: dataset.json has no label for {missing[0]}; fix dataset.json or re-prepare")
         labels = np.array([label_map[n] for n in names], dtype=np.int64)
-    class_names = list(meta.get("class_names") or [])
     if labels is not None and not class_names:
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
     return ArchiveData(images=np.stack(images), labels=labels, class_names=class_names, names=names)

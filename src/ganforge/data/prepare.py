@@ -62,7 +62,7 @@ import signal
 import sys
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1008,8 +1008,15 @@ def prepare_to(
     _check_dest(dest, overwrite)
     _check_report(report)
     data = prepare(sources, opts, progress=progress, exclude=[dest, report])
+    return _write_outputs(
+        data, dest, report, lambda: write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite)
+    )
+
+
+def _write_outputs(data, dest: Path, report: Path, write: Callable[[], object]):  # noqa: ANN001, ANN202
+    """Write the archive (`write`) and then the report, each failure one clear error; returns `data`."""
     try:
-        write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite)
+        write()
     except OSError as exc:
         raise DataError(
             f"cannot write {dest}: {exc.strerror or exc}; choose a writable destination with free space"
@@ -1287,17 +1294,4 @@ def prepare_two_sided_to(
     _check_report(report)
     data = prepare_two_sided(source, kind, opts, progress=progress, exclude=[dest, report])
     write = write_paired_archive if kind == "paired" else write_unpaired_archive
-    try:
-        write(data.a, data.b, dest, domains=data.domains, overwrite=overwrite)
-    except OSError as exc:
-        raise DataError(
-            f"cannot write {dest}: {exc.strerror or exc}; choose a writable destination with free space"
-        ) from exc
-    try:
-        data.report = write_report(data, report)
-    except OSError as exc:
-        raise DataError(
-            f"wrote {dest} but cannot write the report {report}: {exc.strerror or exc}; pass --report PATH"
-        ) from exc
-    data.dest = dest
-    return data
+    return _write_outputs(data, dest, report, lambda: write(data.a, data.b, dest, domains=data.domains, overwrite=overwrite))

@@ -162,6 +162,11 @@ class Family:
         """
         raise NotImplementedError
 
+    def label_dependent(self, net: str, key: str) -> bool:
+        """Whether tensor `key` of network `net` depends on the number of classes, so that fine-tuning
+        from a network with other classes (`--resume-from`) starts it fresh."""
+        return "embed" in key
+
     # ---- generation ----------------------------------------------------------------------------
     def generate(self, nets: nn.ModuleDict, request: Request) -> torch.Tensor:
         """The one entry point of generation: samples (images in [-1, 1], or points) for a request.

@@ -246,6 +246,13 @@ class StyleGAN2(Family):
         )
         return logs
 
+    def label_dependent(self, net: str, key: str) -> bool:
+        # G: the label embedding and the first mapping layer (its input is z + embedding); D: the label
+        # mapping and the projection output (cmap_dim wide when conditional, 1 when not).
+        if net.startswith("G"):
+            return key.startswith(("mapping.embed.", "mapping.fc0."))
+        return key.startswith(("mapping.", "b4.out."))
+
     # ---- generation ----------------------------------------------------------------------------
     def generate(self, nets: nn.ModuleDict, request: Request) -> torch.Tensor:
         """Images in [-1, 1] (the network's output, clamped) for seeds/z or W latents, with truncation

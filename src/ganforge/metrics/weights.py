@@ -131,5 +131,5 @@ def inception_weights(
             reason = f"download failed: {exc}"
     raise DataError(
         f"the FID Inception weights are missing ({reason}): download {INCEPTION_URL} and save it as {target}, "
-        f"or pass --inception-weights PATH (or set ${ENV_INCEPTION})"
+        f"or set ${ENV_INCEPTION} to the file (`ganforge eval --inception-weights PATH` also takes it)"
     )

@@ -148,9 +148,16 @@ def train(
     data = data.to(device)
 
     # Networks and optimizers (seeded), then the checkpoint over them when resuming.
+    if cfg.resume_from.lower().endswith(".pkl") and not run.resuming:
+        # An NVlabs network: its architecture (widths, mapping depth, ...) is the run's.
+        from ..interop.nvlabs import architecture, read_networks
+
+        cfg.family.update({k: v for k, v in architecture(read_networks(cfg.resume_from))["family"].items() if k != "cfg"})
     _seed_everything(cfg.seed)
     family, fam_cfg, nets = build_model(cfg, spec, device)
     cfg.family = dataclasses.asdict(fam_cfg)
+    if cfg.resume_from and not run.resuming:
+        say(_load_pretrained(family, nets, cfg.resume_from, spec))
     if cfg.channels_last and spec.kind != "points":
         nets = nets.to(memory_format=torch.channels_last)
     family.setup_training(nets, fam_cfg, spec, device)
@@ -333,6 +340,37 @@ def train(
         tb.close()
     result.step = step
     return result
+
+
+def _load_pretrained(family: Any, nets: torch.nn.ModuleDict, source: str, spec: Any) -> str:
+    """Copy pretrained weights (`--resume-from`) into freshly built networks. Every tensor must match in
+    name and shape, except the label embeddings of a different number of classes, which stay freshly
+    initialised; a different resolution or architecture is an error."""
+    from ..interop.nvlabs import pretrained_state
+
+    state = pretrained_state(source)
+    kept_fresh: list[str] = []
+    for name, net in nets.items():
+        if name not in state:
+            kept_fresh.append(name)
+            continue
+        own, theirs = net.state_dict(), state[name]
+        missing, extra = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
+        shape_diff = [k for k in own if k in theirs and own[k].shape != theirs[k].shape]
+        label_keys = [k for k in missing + extra + shape_diff if family.label_dependent(name, k)]
+        if [k for k in missing + extra + shape_diff if k not in label_keys]:
+            raise ConfigError(
+                f"--resume-from {source}: its '{name}' does not fit this model (e.g. {(missing + extra + shape_diff)[:2]}); "
+                f"the pretrained network must have this data's resolution ({spec.resolution} px) and channels, and the same "
+                "settings (prepare the data at its resolution, or start from another network)"
+            )
+        load = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+        own.update(load)
+        net.load_state_dict(own)
+        if label_keys:
+            kept_fresh.append(f"{name} label embedding")
+    note = f"started from {source}"
+    return note + (f" (fresh: {', '.join(kept_fresh)})" if kept_fresh else "")
 
 
 def _family_config(family, cfg: TrainConfig) -> Any:
