@@ -222,7 +222,10 @@ def train(
         )
     else:
         click.echo(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}")
-        click.echo(f"generate with: ganforge generate {result.run_dir} --seeds 0-63 --grid")
+        if get_family(cfg.model).capabilities.inputs == "image":
+            click.echo(f"translate with: ganforge translate {result.run_dir} IMAGE_OR_FOLDER... --out DIR")
+        else:
+            click.echo(f"generate with: ganforge generate {result.run_dir} --seeds 0-63 --grid")
 
 
 GENERATE_BATCH = 64  # images generated, and written, before the next ones are made

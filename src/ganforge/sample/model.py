@@ -264,7 +264,10 @@ class Model:
     def _need(self, inputs: str) -> None:
         if self.capabilities.inputs != inputs:
             if inputs == "noise":
-                raise ConfigError(f"model '{self.family.name}' translates images: use translate(images), not seeds")
+                raise ConfigError(
+                    f"model '{self.family.name}' translates images: use `ganforge translate RUN IMAGE...` "
+                    "(or Model.translate(images)), not seeds"
+                )
             raise ConfigError(f"model '{self.family.name}' generates from seeds: use generate(seeds), not images")
 
 
