@@ -168,3 +168,10 @@ def test_nvlabs_format_archive_trains(tmp_path):
         zf.writestr("dataset.json", json.dumps({"labels": labels}))
     res = train(tiny_config(tmp_path, str(path), model="stylegan2", family=TINY, steps=2, cond=True), progress=False)
     assert Model.load(res.run_dir).spec.num_classes == 2
+
+
+def test_precision_auto_is_fp32_on_a_cpu_for_stylegan2(tmp_path, tiny_data):
+    # Measured: bf16 autocast is slower than fp32 for stylegan2 on a CPU (benchmarks/stylegan_speed.py).
+    res = train(tiny_config(tmp_path, tiny_data, model="stylegan2", family=TINY, steps=1, precision="auto"), progress=False)
+    meta = json.loads((res.run_dir / "checkpoints" / "step-000001.json").read_text())
+    assert meta["loop"]["precision"] == "fp32"

@@ -103,6 +103,9 @@ class Family:
     generator_nets: ClassVar[tuple[str, ...]] = ("G",)
     # Generator -> EMA copy. The loop creates, updates, checkpoints and samples from the copies.
     ema: ClassVar[dict[str, str]] = {"G": "G_ema"}
+    # Whether `--precision auto` may pick bf16 autocast on a CPU with native bf16 (False where it was measured
+    # slower than fp32 for this family's networks).
+    cpu_bf16: ClassVar[bool] = True
     # Has a discriminator that sees images, so the loop's --aug (ADA, DiffAugment) applies.
     adversarial: ClassVar[bool] = False
     # Loop settings this family prefers (e.g. a larger batch for point data), used unless given.
