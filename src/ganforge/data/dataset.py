@@ -46,7 +46,7 @@ class ImageDataset:
         return self.images.shape[0]
 
     def stream(self, batch: int, seed: int, *, xflip: bool = False) -> BatchStream:
-        return BatchStream({"": BatchSampler(len(self), batch, seed)}, lambda idx: self.batch(idx[""], xflip=xflip))
+        return single_stream(self, batch, seed, xflip)
 
     def preview(self, n: int) -> Batch:
         """The first n images (and labels): fixed real examples for diagnostics."""
@@ -231,6 +231,11 @@ class BatchStream:
                 s.load_state_dict(state[k])
 
 
+def single_stream(ds: Any, batch: int, seed: int, xflip: bool) -> BatchStream:
+    """The stream of a dataset that draws one index per example (everything but unpaired domains)."""
+    return BatchStream({"": BatchSampler(len(ds), batch, seed)}, lambda idx: ds.batch(idx[""], xflip=xflip))
+
+
 def _to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().mul_(2.0 / 255.0).sub_(1.0)  # uint8 -> [-1, 1]
 
@@ -304,7 +309,7 @@ class PairedDataset:
         return {"source": _to_float(s), "target": _to_float(t)}
 
     def stream(self, batch: int, seed: int, *, xflip: bool = False) -> BatchStream:
-        return BatchStream({"": BatchSampler(len(self), batch, seed)}, lambda idx: self.batch(idx[""], xflip=xflip))
+        return single_stream(self, batch, seed, xflip)
 
     def preview(self, n: int) -> Batch:
         return self.batch(torch.arange(min(n, len(self)), device=self.source.device), random=False)
@@ -406,7 +411,7 @@ class SuperResDataset:
         return {"source": degrade(target, self.scale), "target": target}
 
     def stream(self, batch: int, seed: int, *, xflip: bool = False) -> BatchStream:
-        return BatchStream({"": BatchSampler(len(self), batch, seed)}, lambda idx: self.batch(idx[""], xflip=xflip))
+        return single_stream(self, batch, seed, xflip)
 
     def preview(self, n: int) -> Batch:
         return self.batch(torch.arange(min(n, len(self)), device=self.hr.device), random=False)

@@ -26,7 +26,6 @@ from ..families.base import Family
 from ..families.build import build_model
 from ..spec import Capabilities, DataSpec, ImageRequest, NoiseRequest
 from .grid import to_pil
-from .latents import labels_for_seeds, latents_for_seeds
 from .sampler import Sampler
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -161,9 +160,7 @@ class Model:
         self._need("noise")
         if output not in ("pil", "png", "tensor"):
             raise ValueError("output must be 'pil', 'png' or 'tensor'")
-        z = latents_for_seeds(seeds, self.latent_shape)
-        labels = labels_for_seeds(seeds, self.spec.num_classes, self.label_index(label))
-        x = self.sampler.run(NoiseRequest(z, labels, truncation=trunc, noise_mode=noise_mode), batch=batch)
+        x = self.sampler.seeds(seeds, label=self.label_index(label), truncation=trunc, noise_mode=noise_mode, batch=batch)
         if output == "tensor":
             return x
         if self.spec.kind != "image":
@@ -201,8 +198,7 @@ class Model:
             if big and getattr(self.family, "fully_convolutional", False):
                 from .tiling import translate_tiled
 
-                probe = self._translate_tensor(torch.zeros(1, arr.shape[2], 8, 8), direction, 1)
-                scale = probe.shape[-1] // 8
+                scale = self.spec.resolution // self.spec.source_resolution  # output / input side
                 res = translate_tiled(lambda x: self._translate_tensor(x, direction, 1), arr, scale=scale, tile=tile)
                 outs.append(Image.fromarray(res[:, :, 0] if res.shape[2] == 1 else res))
             else:

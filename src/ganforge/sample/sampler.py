@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..families.base import Family
-from ..spec import DataSpec, ImageRequest, NoiseRequest, Request
+from ..spec import DataSpec, NoiseRequest, Request
 from .latents import noise_request
 
 
@@ -58,9 +58,5 @@ class Sampler:
         )
         return self.run(req, batch=batch, out_device=out_device)
 
-    def images(self, images: torch.Tensor, *, direction: str = "AtoB", batch: int = 16) -> torch.Tensor:
-        """Translations of images (N, C, H, W) in [-1, 1]."""
-        return self.run(ImageRequest(images, direction=direction), batch=batch)
 
-
-__all__ = ["ImageRequest", "NoiseRequest", "Sampler"]
+__all__ = ["NoiseRequest", "Sampler"]
