@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -124,7 +125,7 @@ def _families_epilog() -> str:
     "--aug-target", type=click.FloatRange(0, 1), default=_D.aug_target, help="ADA's target for r_t = E[sign(D(real))]."
 )
 @click.option("--seed", type=int, default=_D.seed, help="Random seed.")
-@click.option("--run", default=None, help="Run name [default: MODEL-DATA].")
+@click.option("--run", "--name", "run", default=None, help="Run name [default: MODEL-DATA]; --name is the same option (torchrun mistakes --run for its --run-path).")
 @click.option("--runs-dir", default=_D.runs_dir, type=click.Path(file_okay=False), help="Folder that holds runs.")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps.")
@@ -215,6 +216,8 @@ def train(
         return
     family_config_from_dict(family, cfg.family)  # validates family keys early
     result = run_training(cfg, resume=resume, explicit=explicit, progress=not quiet, echo=click.echo)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 reports
     if result.interrupted:
         click.echo(
             f"stopped at step {result.step}; checkpoint saved. Continue with: "

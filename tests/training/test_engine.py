@@ -75,7 +75,10 @@ def test_single_device_hooks_are_identities():
     assert eng.is_main and eng.world_size == 1
     assert torch.equal(eng.reduce(t), t)
     nets = torch.nn.ModuleDict({"G": torch.nn.Linear(1, 1)})
-    assert eng.wrap(nets) is nets
     with eng.no_sync(nets["G"]):
         pass
-    assert eng.seed(5) == 5
+    torch.manual_seed(3)
+    a = eng.randn(4, 2)
+    torch.manual_seed(3)
+    assert torch.equal(a, torch.randn(4, 2))  # one process: the global batch is its own
+    assert eng.reduce_logs({"x": 1.5}) == {"x": 1.5} and eng.any_process(True) and not eng.any_process(False)

@@ -214,9 +214,24 @@ class BatchStream:
 
     def __init__(self, samplers: dict[str, BatchSampler], make: Callable[[dict[str, torch.Tensor]], Batch]) -> None:
         self.samplers, self.make = samplers, make
+        self.part = slice(None)
+
+    def shard(self, rank: int, world_size: int) -> BatchStream:
+        """Under distributed training: every process draws the same global batch of indices and keeps its own
+        contiguous slice, so shards are disjoint, an epoch covers the data once, and the stream's state is
+        the same on every process (a checkpoint resumes on any number of them)."""
+        batch = next(iter(self.samplers.values())).batch_size
+        if batch % world_size:
+            raise DataError(
+                f"--batch {batch} does not split evenly over {world_size} processes; --batch is the global batch: "
+                f"use a multiple of {world_size}"
+            )
+        per = batch // world_size
+        self.part = slice(rank * per, (rank + 1) * per)
+        return self
 
     def next(self) -> Batch:
-        return self.make({k: s.next() for k, s in self.samplers.items()})
+        return self.make({k: s.next()[self.part] for k, s in self.samplers.items()})
 
     def state_dict(self) -> dict:
         if list(self.samplers) == [""]:

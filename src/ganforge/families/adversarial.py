@@ -69,7 +69,7 @@ def adversarial_step(
     _trainable(D, True)
     fake = z = None
     for real, labels in d_batches:
-        z = torch.randn(real.shape[0], nz, device=real.device)
+        z = ctx.randn(real.shape[0], nz, device=real.device)
         fake_labels = _paired(labels) if pairs else labels
         if reuse:
             fake = G(z, fake_labels)
@@ -96,7 +96,7 @@ def adversarial_step(
     real, labels = d_batches[0]
     fake_labels = _paired(labels) if pairs else labels
     if not reuse:
-        z = torch.randn(real.shape[0], nz, device=real.device)
+        z = ctx.randn(real.shape[0], nz, device=real.device)
         fake = G(z, fake_labels)
     assert fake is not None and z is not None
     loss_g = objective.g_loss(D(ctx.augment(fake), fake_labels))

@@ -60,6 +60,14 @@ class StepContext:
         """`value` combined over all processes ("mean" or "sum"); itself on one device."""
         return value
 
+    def randn(
+        self, n: int, *shape: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
+        """Standard normal noise for this process's `n` examples: its slice of a draw for the global batch
+        (n * world_size), so that a distributed step uses the noise one process would (ganforge/distributed.py)."""
+        full = torch.randn(n * self.world_size, *shape, device=device if device is not None else self.device, dtype=dtype)
+        return full[self.rank * n : (self.rank + 1) * n]
+
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """The loop's discriminator augmentation (`--aug`: ADA, DiffAugment), applied by adversarial
         families to every image D sees: reals, fakes, the R1 pass and the G pass (Karras et al. 2020).

@@ -163,7 +163,7 @@ class StyleGAN2(Family):
             raise ConfigError("this model is class-conditional: give labels (--class)")
         return F.one_hot(labels.long(), self.spec.num_classes).float()
 
-    def _mix(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    def _mix(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None, ctx: StepContext) -> torch.Tensor:
         """W latents with style mixing: with probability `style_mixing`, the layers from a random crossover
         point on take the styles of a second latent (Karras et al. 2019, sec. 3.1)."""
         ws = G.mapping(z, c)  # (B, num_ws, w_dim); updates the tracked w_avg in training mode
@@ -173,7 +173,7 @@ class StyleGAN2(Family):
             if float(torch.rand(())) >= self.cfg.style_mixing:
                 cutoff = num_ws
             if cutoff < num_ws:
-                ws2 = G.mapping(torch.randn_like(z), c, skip_w_avg_update=True)
+                ws2 = G.mapping(ctx.randn(*z.shape, device=z.device), c, skip_w_avg_update=True)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return ws
 
@@ -187,8 +187,8 @@ class StyleGAN2(Family):
 
         # G: non-saturating loss through a frozen D.
         D.requires_grad_(False)
-        z = torch.randn(n, cfg.z_dim, device=real.device)
-        fake = G.synthesis(self._mix(G, z, c), noise_mode="random")
+        z = ctx.randn(n, cfg.z_dim, device=real.device)
+        fake = G.synthesis(self._mix(G, z, c, ctx), noise_mode="random")
         loss_g = F.softplus(-D(ctx.augment(fake), c)).mean()  # -log sigmoid(D(G(z)))
         opts["G"].zero_grad(set_to_none=True)
         ctx.backward(loss_g)
@@ -199,14 +199,14 @@ class StyleGAN2(Family):
         if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
             with ctx.full_precision():
                 m = max(n // cfg.pl_batch_shrink, 1)
-                ws = self._mix(G, torch.randn(m, cfg.z_dim, device=real.device), c[:m] if c is not None else None)
+                ws = self._mix(G, ctx.randn(m, cfg.z_dim, device=real.device), c[:m] if c is not None else None, ctx)
                 img = G.synthesis(ws, noise_mode="random")
                 h, w = img.shape[2:]
-                noise = torch.randn_like(img) / math.sqrt(h * w)  # y ~ N(0, I) / sqrt(pixels)
+                noise = ctx.randn(*img.shape, device=img.device, dtype=img.dtype) / math.sqrt(h * w)  # y ~ N(0, I) / sqrt(pixels)
                 (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)  # J^T y, (m, num_ws, w_dim)
                 lengths = grads.square().sum(2).mean(1).sqrt()  # ||J^T y|| per sample, (m,)
                 self.pl_mean = self.pl_mean.to(lengths.device)
-                pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg.pl_decay)
+                pl_mean = self.pl_mean.lerp(ctx.reduce(lengths.mean().detach()), cfg.pl_decay)  # over all processes
                 self.pl_mean = pl_mean.detach()
                 penalty = (lengths - pl_mean).square().mean()
                 # `img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as the reference does).
@@ -220,7 +220,7 @@ class StyleGAN2(Family):
 
         # D: logistic loss on fresh fakes and on reals.
         with torch.no_grad():
-            fake = G.synthesis(self._mix(G, torch.randn(n, cfg.z_dim, device=real.device), c), noise_mode="random")
+            fake = G.synthesis(self._mix(G, ctx.randn(n, cfg.z_dim, device=real.device), c, ctx), noise_mode="random")
         d_fake = D(ctx.augment(fake), c)
         d_real = D(ctx.augment(real), c)
         ctx.observe_real(d_real)

@@ -146,7 +146,7 @@ class VAE(Family):
         mu, logvar = nets["E"](x, labels)
         mu, logvar = mu.float(), logvar.float()
         # Reparameterisation trick (Kingma & Welling 2014, sec. 2.4): z = mu + sigma * eps.
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        z = mu + (0.5 * logvar).exp() * ctx.randn(*mu.shape, device=mu.device)
         logits = nets["G"](z, labels)
         rec = reconstruction_loss(cfg.recon, logits, x, cfg.sigma).mean()
         kl = kl_to_prior(mu, logvar).mean()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, distributed
 from ..data.dataset import ImageDataset, PointDataset, load_dataset
 from ..errors import ConfigError, DataError
 from . import weights as W
@@ -179,14 +179,22 @@ def _subset(n: int, k: int | None, seed: int = 0) -> torch.Tensor | None:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:k].sort().values
 
 
+def _part(idx: torch.Tensor | None, n: int, lo: int, hi: int) -> torch.Tensor | None:
+    """Positions lo..hi-1 of the index list `idx` (None: all n images, in order)."""
+    if idx is None and (lo, hi) == (0, n):
+        return None
+    return (torch.arange(n) if idx is None else idx)[lo:hi]
+
+
 def _dataset_batches(ds: ImageDataset, idx: torch.Tensor | None, batch: int) -> Iterator[torch.Tensor]:
     n = len(ds) if idx is None else idx.numel()
     for i in range(0, n, batch):
         yield ds.images[i : i + batch] if idx is None else ds.images[idx[i : i + batch]]
 
 
-def _generator_batches(fn: GenerateFn, num: int, batch: int) -> Iterator[torch.Tensor]:
-    for start in range(0, num, batch):
+def _generator_batches(fn: GenerateFn, num: int, batch: int, lo: int = 0) -> Iterator[torch.Tensor]:
+    """Images lo..num-1 of the generator, in batches."""
+    for start in range(lo, num, batch):
         count = min(batch, num - start)
         x = fn(start, count)
         if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[0] != count:
@@ -233,6 +241,9 @@ class Evaluator:
     no labels; numbers NOT comparable with Inception FID).
     num_real: use a fixed random subset of this many real images (None: all, StyleGAN's "_full").
     resolution/channels: bring the real data to the generator's format when loading it from a source.
+    group: under distributed training, the process group: each process extracts its share of the images
+    (real and generated) and the features are gathered in order, so every process gets the numbers one
+    process would compute.
     """
 
     def __init__(
@@ -254,7 +265,9 @@ class Evaluator:
         kid_subset_size: int = 1000,
         is_splits: int = 10,
         progress: bool = False,
+        group: distributed.ProcessGroup | None = None,
     ) -> None:
+        self.group = group or distributed.ProcessGroup()
         self.metrics = parse_metrics(metrics)
         self.source = real
         if isinstance(extractor, str) and extractor not in EXTRACTORS:
@@ -357,15 +370,29 @@ class Evaluator:
             "class_hist": "classes" in role,
         }
 
+    def _share(self, n: int) -> tuple[int, int]:
+        """This process's contiguous share [lo, hi) of n images (all of them on one process)."""
+        g = self.group
+        return n * g.rank // g.world_size, n * (g.rank + 1) // g.world_size
+
     def _extract(
         self, batches: Iterator[torch.Tensor], roles: list[tuple[str, FeatureExtractor]], total: int, desc: str
     ) -> dict[str, dict[str, np.ndarray]]:
+        """Features of `batches` (this process's share); under distributed training, every process's
+        features, gathered in rank order (the order one process would have)."""
         out: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name, _ in roles}
-        for x in _progress(batches, total, desc, self.progress):
+        for x in _progress(batches, total, desc, self.progress and self.group.rank == 0):
             for name, ext in roles:
                 for k, v in ext(x).items():
                     out[name].setdefault(k, []).append(v)
-        return {name: {k: torch.cat(v).numpy() for k, v in d.items()} for name, d in out.items()}
+        feats = {name: {k: torch.cat(v) for k, v in d.items()} for name, d in out.items()}
+        if self.group.active:
+            dev = self.device if self.group.backend == "nccl" else torch.device("cpu")
+            feats = {
+                name: {k: distributed.gather_rows(v.to(dev), self.group).cpu() for k, v in d.items()}
+                for name, d in feats.items()
+            }
+        return {name: {k: v.numpy() for k, v in d.items()} for name, d in feats.items()}
 
     # -- real statistics
 
@@ -404,6 +431,7 @@ class Evaluator:
         if todo:
             sources.add("computed")
             idx = _subset(len(self.real), self.num_real)
+            idx = _part(idx, len(self.real), *self._share(count))
             feats = self._extract(_dataset_batches(self.real, idx, self.batch), todo, count, "real images")
             for role, ext in todo:
                 need = self._needs(role)
@@ -422,7 +450,7 @@ class Evaluator:
                     st.class_hist = st.class_hist if st.class_hist is not None else old.class_hist
                     st.radii = {**old.radii, **st.radii}
                 self._stats[ext.name] = result[role] = st
-                if self.use_cache:
+                if self.use_cache and self.group.rank == 0:
                     save_stats(stats_path(self.cache_root, st.meta), st)
         self.last_real_source = "+".join(sorted(sources))
         return result
@@ -442,12 +470,13 @@ class Evaluator:
             if num is None or num < 1:
                 raise ConfigError("give the number of images to generate (num >= 1)")
             n_fake = int(num)
-            batches = _generator_batches(fake, n_fake, self.batch)
+            lo, hi = self._share(n_fake)
+            batches = _generator_batches(fake, hi, self.batch, lo)
         else:
             fds = as_dataset(fake, progress=self.progress)
             idx = _subset(len(fds), num)
             n_fake = len(fds) if idx is None else idx.numel()
-            batches = _dataset_batches(fds, idx, self.batch)
+            batches = _dataset_batches(fds, _part(idx, len(fds), *self._share(n_fake)), self.batch)
         if n_fake < 2:
             raise DataError(f"only {n_fake} generated image(s); metrics need at least 2")
         self._check_sizes(n_fake, min(st.count for st in real.values()))

@@ -5,9 +5,10 @@
 - fp16 loss scaling with one GradScaler, updated after every optimizer step (families may step an
   optimizer several times per train_step, e.g. 5 critic updates), with gradients unscaled before their
   norms are taken, so logged norms are the ones applied;
-- the hooks distributed data-parallel training needs: `rank`/`world_size`/`is_main`, `reduce`,
-  `no_sync`, `wrap` (which keeps the raw networks, that EMA and checkpoints use, apart from the wrapped
-  ones that train) and per-rank seeds. On one device they are identities; `torchrun` support fills them.
+- distributed training under `torchrun` (see `ganforge/distributed.py`): `rank`/`world_size`/`is_main`,
+  gradients averaged over processes once per optimizer step (so `no_sync` and gradient accumulation need
+  nothing), `reduce` for statistics, `randn` slices of global-batch noise. On one process all of these are
+  identities.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import distributed
 from ..augment import AdaController, make_augment
+from ..distributed import ProcessGroup
 from ..families.base import StepContext
 from ..losses import grad_norm
 
 
 class Engine(StepContext):
-    def __init__(self, device: torch.device, amp_dtype: torch.dtype | None = None) -> None:
+    def __init__(self, device: torch.device, amp_dtype: torch.dtype | None = None, group: ProcessGroup | None = None) -> None:
         super().__init__(device)
+        self.group = group or ProcessGroup()
+        self.rank, self.world_size = self.group.rank, self.group.world_size
+        self._synced: set[int] = set()  # optimizers whose gradients were averaged over processes this step
         self.amp_dtype = amp_dtype
         self.scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
         self.skipped_steps = 0  # optimizer steps skipped by the loss scaler (fp16 overflow)
@@ -73,7 +79,17 @@ class Engine(StepContext):
     def backward(self, loss: torch.Tensor, **kw: Any) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward(**kw)
 
+    def _sync_grads(self, opt: torch.optim.Optimizer) -> None:
+        """Average `opt`'s gradients over processes, once per optimizer step (the distributed module docstring)."""
+        if not self.group.active or id(opt) in self._synced:
+            return
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        distributed.all_reduce_mean_(grads, self.group)
+        self._synced.add(id(opt))
+
     def grad_norm(self, module: nn.Module, opt: torch.optim.Optimizer | None = None) -> float:
+        if opt is not None:
+            self._sync_grads(opt)  # the norm of the gradient that will be applied
         if self.scaler is not None and opt is not None and id(opt) not in self._unscaled:
             self.scaler.unscale_(opt)  # once per step; scaler.step() then does not unscale again
             self._unscaled.add(id(opt))
@@ -81,6 +97,8 @@ class Engine(StepContext):
         return norm if math.isfinite(norm) or self.scaler is None else math.nan
 
     def step(self, opt: torch.optim.Optimizer) -> None:
+        self._sync_grads(opt)
+        self._synced.discard(id(opt))
         if self.scaler is None:
             opt.step()
             return
@@ -91,17 +109,26 @@ class Engine(StepContext):
         if self.scaler.get_scale() < scale:
             self.skipped_steps += 1
 
-    # ---- processes (single device here; see the module docstring) ------------------------------
-    def wrap(self, nets: nn.ModuleDict) -> nn.ModuleDict:
-        """The networks `train_step` should use (DDP wrappers under torchrun; the same ones here)."""
-        return nets
-
-    def seed(self, base: int) -> int:
-        """This process's seed for noise and augmentation (the data order is shared and sharded)."""
-        return base + 1_000_003 * self.rank
-
+    # ---- processes (see ganforge/distributed.py) --------------------------------------------------
     def reduce(self, value: torch.Tensor, op: str = "mean") -> torch.Tensor:
-        return value
+        if not self.group.active:
+            return value
+        out = value.detach().clone()
+        torch.distributed.all_reduce(out)
+        return out / self.world_size if op == "mean" else out
+
+    def sync_buffers(self, nets: nn.ModuleDict) -> None:
+        """Average floating-point buffers (BatchNorm statistics, tracked averages) over processes."""
+        if self.group.active:
+            bufs = [b for b in nets.buffers() if b.is_floating_point()]
+            with torch.no_grad():
+                distributed.all_reduce_mean_(bufs, self.group)
+
+    def reduce_logs(self, logs: dict[str, float]) -> dict[str, float]:
+        return distributed.reduce_floats(logs, self.group, self.device)
+
+    def any_process(self, flag: bool) -> bool:
+        return distributed.any_process(flag, self.group, self.device)
 
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -20,7 +20,7 @@ class PeriodicEvaluator:
     """Holds the real data's statistics across evaluations; generates `eval_num` images from seeds
     0..eval_num-1 each time, so that numbers are comparable over a run."""
 
-    def __init__(self, cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: Path) -> None:
+    def __init__(self, cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: Path, group: Any = None) -> None:
         if sampler.family.capabilities.inputs != "noise" or sampler.spec.kind != "image" or not isinstance(data, ImageDataset):
             raise ConfigError("periodic evaluation works for models that generate images from noise; drop --eval-every")
         from ..metrics import Evaluator, parse_metrics, primary_key
@@ -28,7 +28,9 @@ class PeriodicEvaluator:
         self.cfg, self.sampler = cfg, sampler
         self.metrics = parse_metrics(cfg.eval_metrics)
         self.key = primary_key(self.metrics[0])
-        self.evaluator = Evaluator(data, metrics=self.metrics, extractor=cfg.eval_extractor, device=sampler.device, progress=False)
+        self.evaluator = Evaluator(
+            data, metrics=self.metrics, extractor=cfg.eval_extractor, device=sampler.device, progress=False, group=group
+        )
         self.best: float | None = None
         best_file = run_dir / "checkpoints" / "best.json"
         if best_file.exists():  # a resumed run keeps competing with its earlier best

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import checkpoint as ckpt
+from .. import distributed
 from ..config import TrainConfig
 from ..data.dataset import load_dataset, shadowed_builtin
 from ..device import precision_name, select_device, select_precision
@@ -37,6 +38,7 @@ from .ema import EMASet, ema_beta, update_ema
 from .engine import Engine
 from .previews import Previews
 from .run import RunFolder, check_resume_config
+from .tensorboard import TensorBoard
 
 __all__ = ["TrainResult", "build_model", "check_resume_config", "ema_beta", "total_steps", "train", "update_ema"]
 
@@ -88,27 +90,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _TensorBoard:
-    def __init__(self, run_dir: Path) -> None:
-        self.writer = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(run_dir))
-        except ImportError:  # tensorboard is an optional extra
-            pass
-
-    def log(self, step: int, values: dict[str, float]) -> None:
-        if self.writer is not None:
-            for k, v in values.items():
-                if isinstance(v, (int, float)) and k not in ("step",):
-                    self.writer.add_scalar(k, v, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 def train(
     cfg: TrainConfig,
     *,
@@ -121,18 +102,60 @@ def train(
     """Train a model as configured; see `TrainConfig`. `stop_at` stops (with a checkpoint) at that
     step as if interrupted, which is how tests exercise interrupt-and-resume."""
     say = echo or (lambda s: None)
+    # Under torchrun: join the process group (one process: nothing to join). Only rank 0 speaks and writes.
+    joined = not distributed.launched_by_torchrun() or torch.distributed.is_initialized()
+    group, device = distributed.init_process_group(select_device(cfg.device))
+    try:
+        if group.rank != 0:
+            say, progress = (lambda s: None), False
+        return _train(cfg, group, device, resume=resume, explicit=explicit, progress=progress, say=say, stop_at=stop_at)
+    finally:
+        if not joined:
+            distributed.shutdown()
 
-    # The run folder: a new run, or the continuation of an existing one.
-    run = RunFolder(cfg, resume=resume, explicit=explicit, say=say)
+
+def _open_run(cfg: TrainConfig, group: distributed.ProcessGroup, *, resume: bool, explicit: set[str] | None, say) -> RunFolder:
+    """The run folder: a new run, or the continuation of an existing one; rank 0 decides, the others follow."""
+    if not group.active:
+        return RunFolder(cfg, resume=resume, explicit=explicit, say=say)
+    run, error = None, None
+    if group.rank == 0:
+        try:
+            run = RunFolder(cfg, resume=resume, explicit=explicit, say=say)
+        except GanforgeError as exc:
+            error = exc
+    if error is not None:
+        mine: dict[str, Any] = {"error": str(error)}
+    else:
+        mine = {"cfg": run.cfg.to_dict(), "resuming": run.resuming} if run is not None else {}
+    shared = distributed.broadcast_object(mine, group)
+    if error is not None:
+        raise error
+    if "error" in shared:
+        raise GanforgeError(shared["error"])
+    return run if run is not None else RunFolder.reader(TrainConfig.from_dict(shared["cfg"]), shared["resuming"])
+
+
+def _train(
+    cfg: TrainConfig,
+    group: distributed.ProcessGroup,
+    device: torch.device,
+    *,
+    resume: bool,
+    explicit: set[str] | None,
+    progress: bool,
+    say: Callable[[str], None],
+    stop_at: int | None,
+) -> TrainResult:
+    run = _open_run(cfg, group, resume=resume, explicit=explicit, say=say)
     cfg = run.cfg
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = select_device(cfg.device)
     family = get_family(cfg.model)
     amp = select_precision(cfg.precision, device)
     if cfg.precision == "auto" and device.type == "cpu" and not family.cpu_bf16:
         amp = None  # measured slower than fp32 on a CPU for this family (see Family.cpu_bf16)
-    engine = Engine(device, amp)
+    engine = Engine(device, amp, group)
 
     # The data, as the kind the family consumes (uint8, in memory, on the training device).
     note = shadowed_builtin(cfg.data)
@@ -158,6 +181,7 @@ def train(
         cfg.family.update({k: v for k, v in architecture(read_networks(cfg.resume_from))["family"].items() if k != "cfg"})
     _seed_everything(cfg.seed)
     family, fam_cfg, nets = build_model(cfg, spec, device)
+    nets = distributed.sync_batchnorm(nets, device, group)
     cfg.family = dataclasses.asdict(fam_cfg)
     if cfg.resume_from and not run.resuming:
         say(_load_pretrained(family, nets, cfg.resume_from, spec))
@@ -165,9 +189,11 @@ def train(
         nets = nets.to(memory_format=torch.channels_last)
     family.setup_training(nets, fam_cfg, spec, device)
     engine.set_augment(cfg.aug, p=cfg.aug_p, target=cfg.aug_target, kimg=cfg.aug_kimg, batch=cfg.batch)
+    distributed.broadcast_module(nets, group)  # equal already (same seed); made certain
     opts = family.optimizers(nets, fam_cfg)
-    train_nets = engine.wrap(nets)
     stream = data.stream(cfg.batch, cfg.seed, xflip=cfg.xflip)
+    if group.active:
+        stream.shard(group.rank, group.world_size)  # this process's slice of every global batch
     step, nimg, elapsed, lr_scale = 0, 0, 0.0, 1.0
 
     def restore() -> None:
@@ -189,6 +215,7 @@ def train(
         say(f"resuming {run.dir} from step {step}")
     run.save_config()
     run.open_metrics(step)
+    run.set_status("training", step)
 
     # Everything that samples goes through one sampler; EMA copies, previews and evaluation use it.
     latent_shape = family.latent_shape(fam_cfg, spec) if family.capabilities.inputs == "noise" else ()
@@ -199,8 +226,8 @@ def train(
     diag = previews.diag
     divergence = DivergenceCheck()
     rollbacks = 0
-    evaluator = _periodic_evaluator(cfg, sampler, data, run.dir)
-    tb = _TensorBoard(run.dir)
+    evaluator = _periodic_evaluator(cfg, sampler, data, run.dir, group)
+    tb = TensorBoard(run.dir, enabled=engine.is_main, config=cfg.to_dict())
     end = total_steps(cfg)
     engine.total_steps = end
     stop = _StopFlag()
@@ -248,10 +275,13 @@ def train(
                     batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
                 # One optimisation step of the family (D and G updates), under autocast.
                 with engine.autocast():
-                    logs = family.train_step(train_nets, opts, batch, step, engine)
+                    logs = family.train_step(nets, opts, batch, step, engine)
                 step += 1
                 nimg += cfg.batch
                 logs.update(engine.end_step(step))
+                # Processes agree: buffers and logged values averaged (identities on one process).
+                engine.sync_buffers(nets)
+                logs = engine.reduce_logs(logs)
                 # Update the EMA copies.
                 ema.update(nimg)
                 dt = time.perf_counter() - t0
@@ -283,7 +313,8 @@ def train(
                     warn(f"{problem}: rolled back to step {step} with the learning rates scaled by {lr_scale:g}")
                     continue
                 timed_out = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60
-                last = step >= end or (stop_at is not None and step >= stop_at) or stop.requested or timed_out
+                halt = engine.any_process(stop.requested or timed_out)  # every process stops at the same step
+                last = step >= end or (stop_at is not None and step >= stop_at) or halt
 
                 # Log.
                 if step % cfg.log_every == 0 or last:
@@ -295,7 +326,9 @@ def train(
                         rec["amp_skipped"] = engine.skipped_steps
                     _check_finite(step, rec)
                     run.log(rec)
-                    tb.log(step, rec)
+                    run.set_status("training", step)
+                    if tb is not None:
+                        tb.log(step, rec)
                     result.last, result.img_s = rec, img_s
                     window, t_window, n_window = {}, now, 0
                     if bar is not None:
@@ -306,8 +339,9 @@ def train(
                 # Sample grid from fixed inputs.
                 if step % cfg.sample_every == 0 or last:
                     ema.recalibrate(sampler)
-                    for msg in previews.write(step, run.sample_path(step)):
+                    for msg in previews.write(step, run.sample_path(step)) if engine.is_main else ():
                         warn(msg)
+                    tb.grid(step, run.sample_path(step))
 
                 # Checkpoint (before any evaluation: a failing evaluation never costs training).
                 evaluate_now = evaluator is not None and (step % cfg.eval_every == 0 or step >= end)
@@ -329,18 +363,25 @@ def train(
                         _write(bar, f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items() if isinstance(v, float)), say)
                 if bar is not None:
                     bar.update(1)
-                if stop.requested or timed_out or (stop_at is not None and step >= stop_at and step < end):
+                if halt or (stop_at is not None and step >= stop_at and step < end):
                     result.interrupted = True
                     break
     except KeyboardInterrupt:
         # Second Ctrl-C, mid-step: the step's state may be half-updated, so nothing is saved.
         result.interrupted = True
+        run.set_status("stopped", step, "interrupted")
         raise
+    except BaseException as exc:
+        run.set_status("failed", step, str(exc)[:500])
+        raise
+    else:
+        run.set_status("stopped" if result.interrupted else "done", step)
     finally:
         if bar is not None:
             bar.close()
         run.close()
-        tb.close()
+        if tb is not None:
+            tb.close()
     result.step = step
     return result
 
@@ -382,14 +423,14 @@ def _family_config(family, cfg: TrainConfig) -> Any:
     return family_config_from_dict(family, cfg.family)
 
 
-def _periodic_evaluator(cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: Path):
+def _periodic_evaluator(cfg: TrainConfig, sampler: Sampler, data: Any, run_dir: Path, group: distributed.ProcessGroup):
     """The evaluator for --eval-every, checked now: missing weights or an unsuitable dataset are an error
     before the first step, not a crash hours later."""
     if not cfg.eval_every:
         return None
     from .evaluation import PeriodicEvaluator
 
-    ev = PeriodicEvaluator(cfg, sampler, data, run_dir)
+    ev = PeriodicEvaluator(cfg, sampler, data, run_dir, group)
     ev.check()
     return ev
 

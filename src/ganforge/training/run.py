@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,20 @@ def check_resume_config(saved: TrainConfig, requested: TrainConfig, explicit: se
 
 
 class RunFolder:
-    """`runs/<name>/`: config.json, checkpoints/, samples/, metrics.jsonl."""
+    """`runs/<name>/`: config.json, checkpoints/, samples/, metrics.jsonl, status.json.
+
+    Under distributed training only rank 0 owns the folder; the other processes get a `reader` (which
+    loads checkpoints and writes nothing)."""
+
+    writer = True
+
+    @classmethod
+    def reader(cls, cfg: TrainConfig, resuming: bool) -> RunFolder:
+        run = cls.__new__(cls)
+        run.dir = cfg.run_dir()
+        run.ckpt_dir, run.samples = run.dir / "checkpoints", run.dir / "samples"
+        run.cfg, run.resuming, run.writer, run._metrics = cfg, resuming, False, None
+        return run
 
     def __init__(self, cfg: TrainConfig, *, resume: bool, explicit: set[str] | None, say) -> None:
         self.dir = cfg.run_dir()
@@ -87,17 +101,22 @@ class RunFolder:
         return ckpt.read_meta(base), ckpt.load_tensors(base)
 
     def save(self, step: int, nets: nn.ModuleDict, opts: dict, meta: dict[str, Any], family_state: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         ckpt.save_checkpoint(self.ckpt_dir, step, nets, opts, meta, family_state)
         ckpt.prune(self.ckpt_dir, self.cfg.keep_ckpts)
 
     def set_best(self, step: int, key: str, value: Any) -> None:
-        ckpt.set_pointer(self.ckpt_dir, "best", step, metric=key, value=value)
+        if self.writer:
+            ckpt.set_pointer(self.ckpt_dir, "best", step, metric=key, value=value)
 
     # ---- metrics.jsonl -------------------------------------------------------------------------
     def open_metrics(self, resumed_step: int) -> None:
         """Open metrics.jsonl for appending. Lines after the resumed step (written after the last
         checkpoint by a run that was killed) are dropped, so no step is logged twice; a fresh run
         starts an empty log."""
+        if not self.writer:
+            return
         path = self.dir / "metrics.jsonl"
         if path.exists():
             keep: list[str] = []
@@ -115,6 +134,8 @@ class RunFolder:
         self._metrics = open(path, "a")
 
     def log(self, rec: dict[str, Any]) -> None:
+        if not self.writer:
+            return
         assert self._metrics is not None
         self._metrics.write(json.dumps(rec) + "\n")
         self._metrics.flush()
@@ -125,7 +146,22 @@ class RunFolder:
             self._metrics = None
 
     def save_config(self) -> None:
-        self.cfg.save(self.dir / "config.json")
+        if self.writer:
+            self.cfg.save(self.dir / "config.json")
+
+    def set_status(self, state: str, step: int, message: str = "") -> None:
+        """status.json, for `ganforge serve` and other watchers: state training | done | stopped | failed,
+        the writing process's pid, the step and the time. Written atomically; a failure to write it never
+        stops training."""
+        if not self.writer:
+            return
+        rec = {"state": state, "pid": os.getpid(), "step": step, "updated": time.time(), "message": message}
+        tmp = self.dir / ".status.json.tmp"
+        try:
+            tmp.write_text(json.dumps(rec))
+            os.replace(tmp, self.dir / "status.json")
+        except OSError:
+            pass
 
     def sample_path(self, step: int) -> Path:
         return self.samples / f"grid-{step:06d}.png"
