@@ -10,11 +10,15 @@ if TYPE_CHECKING:
     from .sample.model import Model
 
 
-def load(run: str, *, checkpoint: str = "latest", device: str = "cpu") -> Model:
-    """Load a trained model from its run folder: `ganforge.load("runs/dcgan-emoji").generate(seeds=[0, 1])`."""
+def load(run: str, *, checkpoint: str = "latest", device: str = "cpu", ema: bool = True) -> Model:
+    """Load a trained model: `ganforge.load("runs/dcgan-emoji").generate(seeds=[0, 1])`.
+
+    `run` is a run folder (or its name under ./runs), a folder written by `ganforge export --format
+    safetensors`, or a model pushed to the Hugging Face Hub, "hf:OWNER/NAME" (optionally "@REVISION"; needs
+    `pip install 'ganforge[hub]'`). `ema=False` uses the raw generator instead of its moving average."""
     from .sample.model import Model
 
-    return Model.load(run, checkpoint=checkpoint, device=device)
+    return Model.load(run, checkpoint=checkpoint, device=device, ema=ema)
 
 
 __all__ = ["__version__", "load"]

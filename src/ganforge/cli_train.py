@@ -47,6 +47,7 @@ _LOOP_OPTIONS = [
     "runs_dir",
     "device",
     "precision",
+    "compile",
     "ema_kimg",
     "log_every",
     "sample_every",
@@ -131,6 +132,11 @@ def _families_epilog() -> str:
 @click.option("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
     "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_D.precision, help="Mixed precision."
+)
+@click.option(
+    "--compile/--no-compile",
+    default=_D.compile,
+    help="torch.compile the training networks: faster steps after a slow first one (measure with benchmarks/train_speed.py).",
 )
 @click.option(
     "--ema-kimg", type=click.FloatRange(0), default=_D.ema_kimg, help="EMA half-life of G in kimg (0: no EMA)."
@@ -263,6 +269,13 @@ MAX_GRID_PIXELS = 2 * 89_478_485  # PIL refuses to open larger images (2 x Image
 )
 @click.option("--no-ema", is_flag=True, help="Use the raw generator instead of its EMA copy.")
 @click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 32),
+    default=1,
+    help="Enlarge by this factor (nearest neighbour: sprites stay sharp).",
+)
+@click.option("--annotate", is_flag=True, help="With --grid: write each image's seed (and class) under it.")
 def generate(
     run: str,
     seeds: str,
@@ -274,6 +287,8 @@ def generate(
     noise_mode: str,
     no_ema: bool,
     device: str,
+    scale: int = 1,
+    annotate: bool = False,
 ) -> None:
     """Generate images from a trained RUN (a run folder, or a name under ./runs). Same seed, same image.
 
@@ -281,10 +296,13 @@ def generate(
     seeds fits in memory and the first files appear at once."""
     import torch
 
-    from .sample.grid import GridCanvas, grid_size, render_points, save_image, save_png, to_pil
+    from .sample.annotate import LabelledGridCanvas, caption, labelled_grid_size, scaled_grid_size, upscale
+    from .sample.grid import GridCanvas, render_points, save_image, save_png, to_pil
     from .sample.model import Model
 
     seed_list = parse_seeds(seeds)
+    if annotate and not grid:
+        raise ConfigError("--annotate labels the cells of a grid: add --grid")
     if grid and len(seed_list) > MAX_GRID_IMAGES:
         raise ConfigError(
             f"--grid with {len(seed_list):,} seeds: a grid of more than {MAX_GRID_IMAGES} images is not viewable; "
@@ -295,27 +313,37 @@ def generate(
     model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
     model.label_index(label)  # an unknown class is an error before anything is generated
     target = Path(out) if out else model.run_dir / "generated"
-    tag = _output_tag(seeds, seed_list, label, trunc, noise_mode, no_ema)
+    tag = _output_tag(seeds, seed_list, label, trunc, noise_mode, no_ema) + (f"-x{scale}" if scale > 1 else "")
     batches = _generate_batches(model, seed_list, label=label, trunc=trunc, noise_mode=noise_mode)
     if model.spec.kind == "points":
         path = _grid_file(target, f"points-{tag}.png")
         x = torch.cat([xb for _, xb in batches])
-        _write(save_image, render_points(x), path)
+        _write(save_image, upscale(render_points(x), scale), path)
         click.echo(f"wrote {path}")
         return
     if grid:
         path = _grid_file(target, f"grid-{tag}.png")
         res, ch = model.spec.resolution, model.spec.channels
-        width, height = grid_size(len(seed_list), res, res)
+        size = labelled_grid_size if annotate else scaled_grid_size
+        width, height = size(len(seed_list), res, res, scale=scale)
         if width * height > MAX_GRID_PIXELS:
             raise ConfigError(
                 f"a grid of {len(seed_list)} images at {res} px would be {width}x{height} pixels, too large to view; "
                 "use fewer seeds, or drop --grid to write one PNG per seed"
             )
-        canvas = GridCanvas(len(seed_list), res, res, ch)
-        for _, x in batches:
-            canvas.add(x)
-        _write(save_image, canvas.image(), path)
+        if annotate:
+            names = model.class_names
+            fixed = model.label_index(label)
+            labelled = LabelledGridCanvas(len(seed_list), res, res, ch, scale=scale)
+            for chunk, x in batches:
+                classes = [None if not names else names[fixed if fixed is not None else s % len(names)] for s in chunk]
+                labelled.add(x, [caption(s, c) for s, c in zip(chunk, classes)])
+            _write(save_image, labelled.image(), path)
+        else:
+            canvas = GridCanvas(len(seed_list), res, res, ch)
+            for _, x in batches:
+                canvas.add(x)
+            _write(save_image, upscale(canvas.image(), scale), path)
         click.echo(f"wrote {path} ({len(seed_list)} images, step {model.step})")
         return
     made = False
@@ -324,7 +352,7 @@ def generate(
             _mkdir(target)
             made = True
         for s, img in zip(chunk, to_pil(x)):
-            _write(save_png, img, target / f"seed{s:04d}.png")
+            _write(save_png, upscale(img, scale), target / f"seed{s:04d}.png")
     click.echo(f"wrote {len(seed_list)} images to {target} (step {model.step})")
 
 

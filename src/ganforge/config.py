@@ -40,6 +40,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16 and on CUDA)
     channels_last: bool = True  # NHWC memory layout for convolutions (faster on CPU and tensor cores)
+    compile: bool = False  # torch.compile the training networks (slow first steps; see benchmarks/train_speed.py)
     ema_kimg: float = 10.0  # EMA half-life of G's weights in thousands of images (0 disables the EMA)
     ema_rampup: float = 0.05  # EMA half-life is at most this fraction of images shown so far (StyleGAN2)
     log_every: int = 50  # steps between lines in metrics.jsonl
@@ -232,6 +233,7 @@ def _short(value: Any, limit: int = 40) -> str:
 
 # Fields that may change when a run is resumed (length, logging and evaluation cadence, device).
 RESUMABLE_CHANGES = {
+    "compile",
     "steps",
     "max_minutes",
     "on_nan",

@@ -40,6 +40,7 @@ class ImageDataset:
     labels: torch.Tensor | None = None
     class_names: list[str] = field(default_factory=list)
     name: str = ""
+    left_out: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (file, reason) a raw source's prepare skipped
     kind = "image"
 
     def __len__(self) -> int:
@@ -504,8 +505,12 @@ def load_dataset(
     path = Path(text).expanduser()
     on_disk = not text.startswith(BUILTIN_PREFIX) and path.exists()
     meta = read_dataset_json(path) if on_disk and (path.is_dir() or path.suffix.lower() == ".zip") else None
-    if meta is not None and (meta.get("layout") or "images") != "images":
-        ds: Dataset = pairs.read_two_sided_archive(path, resolution=resolution, channels=channels)
+    from . import downloads
+
+    if downloads.claims(text):  # hf:OWNER/NAME, or a named download such as mnist, horse2zebra
+        ds: Dataset = downloads.load(text, resolution=resolution, channels=channels, progress=progress)
+    elif meta is not None and (meta.get("layout") or "images") != "images":
+        ds = pairs.read_two_sided_archive(path, resolution=resolution, channels=channels)
     elif two_sided and meta is None and on_disk and path.is_dir() and not options.get("colorize"):
         ds = pairs.load_two_sided(path, two_sided[0], resolution=resolution, channels=channels, progress=progress)
     else:
@@ -534,6 +539,7 @@ def _load_images(text: str, *, resolution: int | None, channels: int | None, pro
         )
     if path.is_dir() and not any(path.iterdir()):
         raise DataError(f"{path} is an empty folder; put images in it (PNG, JPEG, GIF, WebP, BMP, TIFF)")
+    left_out: list[tuple[str, str]] = []
     if is_prepared_archive(path):
         arc = read_archive(path)
         ds: ImageDataset = ImageDataset.from_numpy(arc.images, arc.labels, arc.class_names, name=path.stem)
@@ -542,8 +548,10 @@ def _load_images(text: str, *, resolution: int | None, channels: int | None, pro
 
         prepared = prepare([path], PrepareOptions(resolution=resolution), progress=progress)
         ds = ImageDataset.from_numpy(prepared.images, prepared.labels, prepared.class_names, name=path.stem)
+        left_out = prepared.skipped
     if channels is not None:
         ds = ds.with_channels(channels)
     if resolution is not None:
         ds = ds.resized(resolution)
+    ds.left_out = left_out  # what prepare skipped and why, for the commands to say
     return ds

@@ -12,6 +12,8 @@ its own fakes without a graph and the generator gets fresh noise.
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import weakref
 from collections.abc import Callable, Sequence
@@ -79,11 +81,12 @@ def adversarial_step(
         real_in = real.detach().requires_grad_(True) if objective.real_grad else real
         # Every image D sees goes through the loop's augmentation (identity without --aug).
         real_seen, fake_seen = ctx.augment(real_in), ctx.augment(fake.detach())
-        d_real, d_fake = D(real_seen, labels), D(fake_seen, fake_labels)
+        with ctx.eager() if objective.penalty is not None else contextlib.nullcontext():  # double backward: eager
+            d_real, d_fake = D(real_seen, labels), D(fake_seen, fake_labels)
         ctx.observe_real(d_real)
         loss_d = objective.d_loss(d_real, d_fake)
         if objective.penalty is not None:
-            with ctx.full_precision():
+            with ctx.full_precision(), ctx.eager():
                 penalty, values = objective.penalty(real_in, d_real, fake.detach(), labels)
             loss_d = loss_d + penalty
             logs.update(values)

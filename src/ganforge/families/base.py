@@ -37,6 +37,7 @@ class StepContext:
         self.amp_dtype: torch.dtype | None = None  # None: full precision
         self.rank, self.world_size = 0, 1
         self.total_steps = 0  # the run's length in steps (0: unknown), for families' schedules
+        self.compiled = False  # the training networks are torch.compiled (--compile); see `eager`
 
     @property
     def is_main(self) -> bool:
@@ -86,6 +87,16 @@ class StepContext:
     def autocast(self) -> Iterator[None]:
         """The loop's mixed precision (none here)."""
         yield
+
+    @contextlib.contextmanager
+    def eager(self) -> Iterator[None]:
+        """Run compiled networks eagerly inside: code that differentiates twice (R1, path length, gradient
+        penalties), which torch.compile cannot. Nothing to do when nothing is compiled."""
+        if not self.compiled:
+            yield
+            return
+        with torch.compiler.set_stance("force_eager"):
+            yield
 
     @contextlib.contextmanager
     def full_precision(self) -> Iterator[None]:

@@ -197,7 +197,7 @@ class StyleGAN2(Family):
 
         # G regularisation: path length (Karras et al. 2020a, eq. 4), lazily, on a smaller batch.
         if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
-            with ctx.full_precision():
+            with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
                 m = max(n // cfg.pl_batch_shrink, 1)
                 ws = self._mix(G, ctx.randn(m, cfg.z_dim, device=real.device), c[:m] if c is not None else None, ctx)
                 img = G.synthesis(ws, noise_mode="random")
@@ -232,7 +232,7 @@ class StyleGAN2(Family):
 
         # D regularisation: R1 on reals (Mescheder et al. 2018, eq. 9), lazily.
         if cfg.gamma > 0 and step % cfg.r1_interval == 0:
-            with ctx.full_precision():
+            with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
                 x = real.detach().float().requires_grad_(True)
                 out = D(ctx.augment(x), c)
                 (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)

@@ -33,7 +33,12 @@ ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 def find_run(run: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
     """A run folder given as a path, or as a name under `runs_dir` (default: $GANFORGE_RUNS_DIR, else
-    ./runs, where `ganforge train` puts runs)."""
+    ./runs, where `ganforge train` puts runs), or a model on the Hugging Face Hub, `hf:OWNER/NAME[@REV]`
+    (downloaded into huggingface_hub's cache: an exported folder, see `ganforge.share`)."""
+    if isinstance(run, str) and run.startswith("hf:"):
+        from ..share.hub import download
+
+        return download(run)
     p = Path(run).expanduser()
     base = Path(runs_dir or os.environ.get("GANFORGE_RUNS_DIR") or "runs").expanduser()
     cands = [p] if p.is_absolute() or len(p.parts) > 1 else [p, base / p]
@@ -79,6 +84,8 @@ class Model:
         spec = DataSpec.from_dict(meta["spec"])
         dev = select_device(device)
         if nets == "all":
+            if "exported" in meta:
+                raise ConfigError(f"{run_dir} is an exported model: it holds the generator only, so use nets='generator'")
             family, fam_cfg, net_dict = build_model(cfg, spec, dev)
             ckpt.load_nets(net_dict, ckpt.load_tensors(base))
             if not ema:
@@ -95,6 +102,11 @@ class Model:
             for name in net_dict:
                 copy_name = family.ema.get(name)
                 sources[name] = copy_name if ema and copy_name in have else name
+            if "exported" in meta and not {sources[n] for n in net_dict} <= have:
+                raise ConfigError(
+                    f"{run_dir} is an exported model holding only {', '.join(sorted(have))}; load it with ema=True "
+                    "(drop --no-ema)"
+                )
             ckpt.load_nets(net_dict, stored, sources=sources)
         family.load_state_dict(ckpt.family_state(ckpt.load_tensors(base, prefixes=("family/",)), meta))
         net_dict.eval().requires_grad_(False)

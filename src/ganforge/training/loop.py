@@ -187,6 +187,9 @@ def _train(
         say(_load_pretrained(family, nets, cfg.resume_from, spec))
     if cfg.channels_last and spec.kind != "points":
         nets = nets.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        _compile(family, nets)
+        engine.compiled = True
     family.setup_training(nets, fam_cfg, spec, device)
     engine.set_augment(cfg.aug, p=cfg.aug_p, target=cfg.aug_target, kimg=cfg.aug_kimg, batch=cfg.batch)
     distributed.broadcast_module(nets, group)  # equal already (same seed); made certain
@@ -415,6 +418,18 @@ def _load_pretrained(family: Any, nets: torch.nn.ModuleDict, source: str, spec: 
             kept_fresh.append(f"{name} label embedding")
     note = f"started from {source}"
     return note + (f" (fresh: {', '.join(kept_fresh)})" if kept_fresh else "")
+
+
+def _compile(family: Any, nets: torch.nn.ModuleDict) -> None:
+    """--compile: torch.compile each network that trains, in place (`Module.compile`, so parameter names,
+    checkpoints and the EMA copies, which stay eager, are unchanged). The first steps pay for compilation."""
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 32)  # D frozen / unfrozen, lazy regs
+    ema_copies = set(family.ema.values())
+    for name, net in nets.items():
+        if name not in ema_copies:
+            net.compile()
 
 
 def _family_config(family, cfg: TrainConfig) -> Any:
