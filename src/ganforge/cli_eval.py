@@ -190,26 +190,19 @@ def small_sample_caution(res: dict[str, Any], metrics: list[str]) -> str | None:
 
 
 def _load_noting_skips(source: str, notes: list[str], *, resolution: int | None = None, progress: bool = False) -> Any:
-    """A raw image folder or zip, read the way the Evaluator would read it (prepared in memory with the
-    `ganforge prepare` defaults), so that files left out can be counted; other sources (built-in names,
-    prepared datasets) are returned as they are, for the Evaluator to load. Appends a note on skipped files."""
-    from .data.archive import is_prepared_archive
-    from .data.dataset import BUILTIN_PREFIX, ImageDataset
-    from .data.prepare import PrepareOptions, prepare
+    """`source` loaded as training would load it (`ganforge.data.load_dataset`: a raw folder or zip is
+    prepared in memory with the `ganforge prepare` defaults), with a note on the files it left out."""
+    from .data import load_dataset
 
-    path = Path(str(source)).expanduser()
-    if str(source).startswith(BUILTIN_PREFIX) or not path.exists() or is_prepared_archive(path):
-        return source
-    if path.is_dir() and not any(path.iterdir()):
-        return source  # the loader's own error names the empty folder
-    prepared = prepare([path], PrepareOptions(resolution=resolution), progress=progress)
-    if prepared.skipped:
-        first, why = prepared.skipped[0]
+    ds = load_dataset(source, resolution=resolution, progress=progress)
+    left_out = getattr(ds, "left_out", [])
+    if left_out:
+        first, why = left_out[0]
         notes.append(
-            f"note: {len(prepared.skipped)} file(s) in {source} were left out, e.g. {first} ({why}); "
+            f"note: {len(left_out)} file(s) in {source} were left out, e.g. {first} ({why}); "
             f"`ganforge prepare {source} OUT.zip` writes a per-file report (OUT-report.csv)"
         )
-    return ImageDataset.from_numpy(prepared.images, prepared.labels, prepared.class_names, name=path.stem)
+    return ds
 
 
 def _run_data(model: Any) -> str:

@@ -223,3 +223,45 @@ def _prepare_two_sided(
 
 def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+@main.group("datasets")
+def datasets() -> None:
+    """The built-in datasets: list them, or export one to a folder of PNGs (with labels.csv)."""
+
+
+@datasets.command("list")
+def datasets_list() -> None:
+    """Name and one line on each built-in dataset (usable as --data NAME, or exported with `export`)."""
+    from .data import builtin
+
+    for name, text in builtin.describe().items():
+        click.echo(f"{name:<14} {text}")
+
+
+@datasets.command("export")
+@click.argument("name")
+@click.argument("dest", type=click.Path(file_okay=False))
+def datasets_export(name: str, dest: str) -> None:
+    """Write the built-in dataset NAME into the new folder DEST as PNG files.
+
+    \b
+    Image sets: DEST/images/*.png, and DEST/labels.csv (file,label) when labelled; emoji also gets
+    ATTRIBUTION.md (Twemoji, CC-BY 4.0: keep it with the images). Paired sets: DEST/A/ and DEST/B/;
+    unpaired: one folder per domain. Then, e.g.:
+      ganforge datasets export emoji twemoji/
+      ganforge prepare twemoji/images sprites.zip --labels twemoji/labels.csv
+    """
+    from .data import builtin
+
+    if name not in builtin.names():
+        raise ConfigError(
+            f"no built-in dataset '{name}'; `ganforge datasets list` shows them ({', '.join(builtin.names())})"
+        )
+    s = builtin.export(name, dest)
+    where = s.get("folder") or ", ".join(map(str, s.get("folders", [])))  # type: ignore[arg-type]
+    click.echo(f"wrote {s['images']:,} images of '{name}' to {where}")
+    if "labels" in s:
+        click.echo(f"labels: {s['labels']} ({s['classes']} classes)")
+    if "attribution" in s:
+        click.echo(f"license: {s['attribution']} (keep it with the images)")

@@ -312,7 +312,10 @@ def test_member_names_are_never_paths(tmp_path):
     assert len(arc.images) == 4 and "../escape.png" in arc.names
     out = tmp_path / "work" / "out"
     prepared = prepare_to([evil], out, PrepareOptions(resolution=8))
-    assert len(prepared.images) >= 2  # hidden-looking `..` paths are ignored, the others read
+    assert len(prepared.images) == 1  # `..` and absolute names are skipped, with the reason, the others read
+    assert sorted(f.split(":", 1)[1] for f, why in prepared.skipped if "unsafe" in why) == sorted(
+        ["../escape.png", "/abs/rooted.png", "ok/../../climb.png"]
+    )
     assert load_dataset(evil).images.shape[0] == len(prepared.images)
     after = sorted(p for p in tmp_path.rglob("*"))
     new = {p.relative_to(tmp_path).as_posix() for p in after} - {p.relative_to(tmp_path).as_posix() for p in before}

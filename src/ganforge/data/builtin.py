@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -314,3 +315,98 @@ def load(name: str, *, resolution: int | None = None, channels: int | None = Non
     if name not in _BUILTINS:
         raise DataError(f"unknown dataset '{name}': not a file or folder, and not a built-in ({', '.join(_BUILTINS)})")
     return _BUILTINS[name][0](resolution, channels)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Export: a built-in set as plain files, so that every tutorial step (prepare, labels, training on a
+# folder) can start from data a user holds.
+
+
+def _attribution(name: str) -> str | None:
+    """The license text an export of `name` must carry, or None for data made here (procedural, digits)."""
+    if name != "emoji":
+        return None
+    pkg = resources.files("ganforge.builtin")
+    meta = json.loads((pkg / "emoji.json").read_text())
+    return (
+        "# Exported from ganforge's built-in `emoji` set\n\n"
+        f"{meta['attribution']}\n\n"
+        "These are the 32x32 RGB images (flattened onto white) that ganforge ships, not the 64x64 RGBA originals\n"
+        "described below. Keep this file with the images: CC-BY 4.0 requires the attribution on redistribution.\n\n"
+        "---\n\n" + (pkg / "EMOJI_ATTRIBUTION.md").read_text()
+    )
+
+
+def _png(arr: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(path)  # (H, W, C) uint8
+
+
+def export(name: str, dest: str | Path) -> dict[str, object]:
+    """Write the built-in set `name` into the new folder `dest` as PNGs, so that it can be prepared,
+    relabelled or trained on like any user's folder.
+
+    Image sets: `dest/images/*.png` plus `dest/labels.csv` (`file,label`, class names, paths relative to
+    `dest`) when labelled; paired sets: `dest/A/` and `dest/B/` with matching names (what `prepare --paired`
+    reads); unpaired sets: one folder per domain. `emoji` keeps its file names (Twemoji code points) and
+    gets `ATTRIBUTION.md` (CC-BY 4.0). `dest` must not exist yet, so nothing is ever overwritten; the
+    folder is written under a temporary name and renamed when complete. Returns a summary (counts, paths)."""
+    import csv
+    import shutil
+    import tempfile
+
+    from .dataset import ImageDataset, PairedDataset, UnpairedDataset
+
+    dest = Path(dest).expanduser()
+    if dest.exists():
+        raise DataError(f"{dest} already exists; export into a new folder (ganforge never writes over one)")
+    ds = load(name)
+    if not isinstance(ds, (ImageDataset, PairedDataset, UnpairedDataset)):
+        raise DataError(f"'{name}' holds 2-D points, not images; there is nothing to export as PNG files")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    summary: dict[str, object] = {"name": name, "dest": str(dest)}
+    try:
+        if isinstance(ds, ImageDataset):
+            images = ds.images.permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+            files = _emoji_files() if name == "emoji" else [f"{name}-{i:05d}.png" for i in range(len(images))]
+            (tmp / "images").mkdir()
+            for arr, f in zip(images, files):
+                _png(arr, tmp / "images" / f)
+            summary.update(images=len(images), folder=str(dest / "images"))
+            if ds.labels is not None:
+                with open(tmp / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+                    w = csv.writer(fh)
+                    w.writerow(["file", "label"])
+                    w.writerows((f"images/{f}", ds.class_names[int(k)]) for f, k in zip(files, ds.labels.tolist()))
+                summary.update(labels=str(dest / "labels.csv"), classes=len(ds.class_names))
+        else:
+            sides = (ds.source, ds.target) if isinstance(ds, PairedDataset) else (ds.a, ds.b)
+            folders = ["A", "B"] if isinstance(ds, PairedDataset) else list(ds.domains)
+            for folder, side in zip(folders, sides):
+                (tmp / folder).mkdir()
+                for i, arr in enumerate(side.permute(0, 2, 3, 1).numpy()):
+                    _png(arr, tmp / folder / f"{i:05d}.png")
+            summary.update(images=sum(len(s) for s in sides), folders=[str(dest / f) for f in folders], layout=ds.kind)
+        text = _attribution(name)
+        if text:
+            (tmp / "ATTRIBUTION.md").write_text(text, encoding="utf-8")
+            summary["attribution"] = str(dest / "ATTRIBUTION.md")
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _emoji_files() -> list[str]:
+    meta = json.loads((resources.files("ganforge.builtin") / "emoji.json").read_text())
+    return list(meta["files"])

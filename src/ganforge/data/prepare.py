@@ -23,6 +23,12 @@ Rules a user may need to know (the CLI help repeats them):
   A source folder that is itself a dataset is read as usual (re-preparing at another size).
 - The destination must lie outside every source (and the labels file): one that is, contains or sits
   inside one, after resolving symlinks and `..`, is refused before anything is read or written.
+- Hostile files never stop a run and are never trusted: only regular files are opened (a FIFO, device or
+  socket named like an image, a broken symlink or a symlink loop is skipped with the reason); an image whose
+  header claims more than `pixel_limit()` pixels (PIL's decompression-bomb threshold, 89,478,485 by default)
+  is refused before decoding, with the limit in the reason. Zip members are read into memory, never
+  extracted, and a member named with an absolute path or `..` is skipped ("unsafe name"), as is the
+  earlier of two members with one name (zip readers see the later one); encrypted members are skipped.
 - The *root* of a folder or zip source is the deepest folder that holds all its images, so a zip that
   wraps everything in one top folder behaves like that folder.
 - Sub-folder labels: when no labels file is given and images sit in two or more first-level
@@ -53,13 +59,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import hashlib
 import io
 import json
 import multiprocessing
 import os
+import re
 import signal
+import stat
 import sys
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -216,6 +226,7 @@ class _Item:
 @dataclass
 class _Scan:
     items: list[_Item] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): refused by name, never read
     ignored: list[str] = field(default_factory=list)
     in_datasets: list[tuple[str, int]] = field(default_factory=list)  # (folder, files) left out: ganforge's outputs
     looked_at: int = 0  # files seen, images or not
@@ -238,6 +249,16 @@ def _strip_common_dirs(rels: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     while all(len(d) > n for d in dirs) and len({d[n] for d in dirs}) == 1:
         n += 1
     return [r[n:] for r in rels]
+
+
+def _shown(path: str) -> str:
+    """A path as reports and messages show it: a name that is not valid UTF-8 (Python keeps its bytes as
+    surrogates, which no UTF-8 file or terminal accepts) gets its odd bytes written as \\xNN."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
@@ -269,7 +290,7 @@ def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
             scan.looked_at += 1
             rel = (*relparts, name)
             if _is_hidden(rel) or not _is_image_name(name):
-                scan.ignored.append(os.path.join(root, *rel))
+                scan.ignored.append(_shown(os.path.join(root, *rel)))
             else:
                 found.append((rel, full))
     if scan.looked_at == seen_before:
@@ -278,7 +299,7 @@ def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
     top_parts = Path(top).parts
     stripped = _strip_common_dirs([rel for rel, _ in found])
     for (rel, full), short in zip(found, stripped):
-        shown = os.path.join(root, *rel)
+        shown = _shown(os.path.join(root, *rel))
         scan.items.append(_Item(shown, full, None, top_parts + rel, short, True))
 
 
@@ -291,13 +312,23 @@ def _scan_zip(path: Path, scan: _Scan) -> None:
     if not names:
         raise DataError(f"{path} is an empty zip; put images in it (PNG, JPEG, GIF, WebP, BMP, TIFF)")
     found: list[tuple[tuple[str, ...], str]] = []
-    for name in names:
-        scan.looked_at += 1
-        parts = tuple(p for p in name.replace("\\", "/").split("/") if p not in ("", "."))
-        if not parts or _is_hidden(parts) or not _is_image_name(parts[-1]):
-            scan.ignored.append(f"{path}:{name}")
+    counts = Counter(names)
+    for name in dict.fromkeys(names):  # sorted, each name once
+        scan.looked_at += counts[name]
+        raw = name.replace("\\", "/").split("/")
+        parts = tuple(p for p in raw if p not in ("", "."))
+        if parts and _is_image_name(parts[-1]) and (raw[0] == "" or ".." in raw or re.match(r"[A-Za-z]:", name)):
+            # Members are only read into memory, so such a name can do no harm here; but it is what a
+            # path-traversal attack looks like, and such a zip is not a dataset a user meant to share.
+            scan.skipped.append((f"{path}:{name}", "unsafe name: an absolute path or '..' in a zip member; not read"))
+        elif not parts or _is_hidden(parts) or not _is_image_name(parts[-1]):
+            scan.ignored.extend([f"{path}:{name}"] * counts[name])
         else:
             found.append((parts, name))
+            for _ in range(counts[name] - 1):  # zip readers (and `unzip`) see only the last of a repeated name
+                scan.skipped.append(
+                    (f"{path}:{name}", "same name as a later member of the zip; only that one was read")
+                )
     found.sort()  # by components, as for folders, so a folder and its zip give the same order
     stripped = _strip_common_dirs([parts for parts, _ in found])
     for (parts, name), rel in zip(found, stripped):
@@ -567,16 +598,100 @@ def _fit(im: Image.Image, p: _Params) -> tuple[Image.Image, bool]:
     return canvas, reduced
 
 
+def pixel_limit() -> int:
+    """Most pixels an image may have: PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`, 89,478,485
+    by default, about 0.25 GiB as 24-bit RGB), read at call time so that it can be changed. PIL only warns
+    between one and two times this and would decode such an image; ganforge refuses it from its header."""
+    return int(Image.MAX_IMAGE_PIXELS or 0) or 2**62
+
+
+def _too_large(w: int, h: int) -> str | None:
+    limit = pixel_limit()
+    if w * h <= limit:
+        return None
+    return (
+        f"too large: {w:,}x{h:,} = {w * h:,} pixels, over the pixel limit of {limit:,} (decompression-bomb protection)"
+    )
+
+
+def _not_a_file(path: str) -> str | None:
+    """Why `path` cannot be read as an image file without even opening it, or None. Opening a FIFO would
+    wait for a writer forever and a device may never end, so only regular files (through symlinks) pass."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return _skip_reason(exc)
+    if not stat.S_ISREG(st.st_mode):
+        return "unreadable: not a regular file (a pipe, device or socket named like an image)"
+    if st.st_size == 0:
+        return "empty file: 0 bytes"
+    return None
+
+
 def _skip_reason(exc: BaseException) -> str:
     """A short reason for the report; the text before ':' is the category counted in error messages."""
-    if isinstance(exc, Image.DecompressionBombError):
-        return f"too large: {exc}"
+    if isinstance(exc, Image.DecompressionBombError):  # PIL: "Image size (N pixels) exceeds limit of ..."
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(m.group(1)):,} pixels" if m else "its header's size"
+        return f"too large: {size}, over the pixel limit of {pixel_limit():,} (decompression-bomb protection)"
     if isinstance(exc, UnidentifiedImageError):
         return "not a readable image: unknown format or corrupt header"
+    if isinstance(exc, OSError) and exc.errno is not None:  # the file system's refusal, not a decoder's
+        if exc.errno == errno.ENOENT:
+            return "unreadable: no such file (a broken symbolic link?)"
+        return f"unreadable: {(exc.strerror or str(exc)).lower()}"
     msg = str(exc) or type(exc).__name__
     if "truncated" in msg.lower() or isinstance(exc, EOFError):
         return f"truncated: {msg}"
     return f"corrupt: {type(exc).__name__}: {msg}"
+
+
+class _Unusable(Exception):
+    """A file that is refused before or instead of decoding; the message is the report's reason."""
+
+
+def _decode(src: str | os.PathLike | bytes, draft: int | None = None) -> Image.Image:
+    """The first frame of an image file (or its bytes), decoded and upright (EXIF orientation). Refuses,
+    without opening, what is not a regular file, and from the header alone an image over `pixel_limit()`.
+    `draft`: JPEGs may be decoded smaller in the DCT domain, never below `draft` pixels a side."""
+    problem = ("empty file: 0 bytes" if not src else None) if isinstance(src, bytes) else _not_a_file(os.fspath(src))
+    if problem:
+        raise _Unusable(problem)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with the limit
+        im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
+    with im:
+        problem = _too_large(*im.size)
+        if problem:
+            raise _Unusable(problem)
+        if im.format == "JPEG" and draft:
+            im.draft(None, (draft, draft))  # DCT-domain downscale, still >= the target size
+        im.load()  # the first frame of animations; raises here for truncated/corrupt data
+        if im.getexif().get(_ORIENTATION, 1) != 1:
+            upright = ImageOps.exif_transpose(im)
+            assert upright is not None
+            return upright
+        return im  # skip exif_transpose's copy: it costs as much as decoding a small PNG
+
+
+def load_image(src: str | os.PathLike | bytes) -> Image.Image:
+    """One image file or its bytes (an upload), as `prepare` reads it: the first frame, upright, with its
+    own mode. Raises DataError naming the reason (corrupt, truncated, over the pixel limit, not a regular
+    file, ...) instead of PIL's many exception types; never blocks on a FIFO or decodes a pixel bomb."""
+    try:
+        return _decode(src)
+    except Exception as exc:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
+        reason = str(exc) if isinstance(exc, _Unusable) else _skip_reason(exc)
+        what = "the uploaded image" if isinstance(src, bytes) else _shown(os.fspath(src))
+        raise DataError(f"cannot read {what}: {reason}") from None
+
+
+def flatten_image(im: Image.Image, channels: int = 3, background: str = "white") -> Image.Image:
+    """Any PIL mode as "RGB" (channels 3) or "L" (1), as `prepare` converts it: transparency composited onto
+    `background`, 16-bit and float images scaled to 8 bits rather than clipped, CMYK and palettes converted."""
+    p = _Params(0, "pad", FILTERS["box"], background_rgb(background), channels)
+    out = _flatten(im, p)
+    return out if out.mode == ("L" if channels == 1 else "RGB") else out.convert("L" if channels == 1 else "RGB")
 
 
 def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
@@ -584,17 +699,7 @@ def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
     in place of nearest). Never raises for a bad file: one bad file must not stop a long run, and the reason
     goes to the report."""
     try:
-        if (len(src) if isinstance(src, bytes) else os.path.getsize(src)) == 0:
-            return None, "empty file: 0 bytes"
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
-            if im.format == "JPEG":
-                im.draft(None, (p.resolution, p.resolution))  # DCT-domain downscale, still >= the target size
-            im.load()  # the first frame of animations; raises here for truncated/corrupt data
-            if im.getexif().get(_ORIENTATION, 1) != 1:
-                upright = ImageOps.exif_transpose(im)
-                assert upright is not None
-            else:
-                upright = im  # skip exif_transpose's copy: it costs as much as decoding a small PNG
+        upright = _decode(src, p.resolution)
         if p.half is not None:
             w, h = upright.size
             if not _SIDE_BY_SIDE[0] * h <= w <= _SIDE_BY_SIDE[1] * h:
@@ -604,6 +709,8 @@ def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
         if out.mode != ("L" if p.channels == 1 else "RGB"):
             out = out.convert("L" if p.channels == 1 else "RGB")
         arr = np.asarray(out)
+    except _Unusable as exc:
+        return None, str(exc)
     except Exception as exc:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
         return None, _skip_reason(exc)
     return (arr[:, :, None] if arr.ndim == 2 else arr), _REDUCED if reduced else ""
@@ -631,18 +738,25 @@ class _Opener:
         return read_zip_member(self._zip(item.path), item.member)  # zipfile errors (bad CRC, ...) go to the caller
 
     def size(self, item: _Item) -> tuple[int, int] | None:
-        """Width and height from the header only (cheap), or None when it cannot be read."""
+        """Width and height from the header only (cheap), or None when it cannot be read or will be refused
+        (over the pixel limit), so that refused files do not choose the resolution."""
         try:
-            if item.member is None:
-                with Image.open(item.path) as im:
-                    return im.size
-            zf = self._zip(item.path)
-            if zip_member_problem(zf.getinfo(item.member)):
-                return None  # never opened: `source` refuses it with the reason
-            with zf.open(item.member) as f, Image.open(f) as im:
-                return im.size
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                if item.member is None:
+                    if _not_a_file(item.path):
+                        return None  # never opened (a FIFO would block): `_prepare_one` skips it with the reason
+                    with Image.open(item.path) as im:
+                        size = im.size
+                else:
+                    zf = self._zip(item.path)
+                    if zip_member_problem(zf.getinfo(item.member)):
+                        return None  # never opened: `source` refuses it with the reason
+                    with zf.open(item.member) as f, Image.open(f) as im:
+                        size = im.size
         except Exception:
             return None
+        return None if _too_large(*size) else size
 
 
 def _read_source(opener: _Opener, item: _Item) -> str | bytes | tuple[None, str]:
@@ -651,6 +765,10 @@ def _read_source(opener: _Opener, item: _Item) -> str | bytes | tuple[None, str]
         return opener.source(item)
     except UnsafeZipMember as exc:  # a zip bomb, or a member too large to hold in memory
         return None, f"too large: zip member refused unread: {exc.reason}"
+    except RuntimeError as exc:
+        if "encrypted" in str(exc) or "password" in str(exc):
+            return None, "encrypted: the zip member needs a password; unzip it yourself and give the folder"
+        return None, f"corrupt: cannot extract from zip: {exc}"
     except Exception as exc:  # bad CRC, unsupported compression, truncated zip, ...
         return None, f"corrupt: cannot extract from zip: {exc}"
 
@@ -726,7 +844,7 @@ def _no_images_error(sources: Sequence[str | os.PathLike], scan: _Scan, skipped:
             f"no image files in {where} outside the ganforge datasets inside it ({scan.in_datasets[0][0]}); "
             "point at the folder that holds the original images"
         )
-    if not scan.items:
+    if not scan.items and not skipped:
         shown = ", ".join(Path(f).name for f in scan.ignored[:3])
         return DataError(
             f"no image files in {where}: looked at {_plural(scan.looked_at, 'file')} ({shown}{', ...' if scan.looked_at > 3 else ''}) "
@@ -748,7 +866,7 @@ def _no_images_error(sources: Sequence[str | os.PathLike], scan: _Scan, skipped:
     else:
         fix = "fix or replace the files"
     return DataError(
-        f"no usable image in {where}: looked at {_plural(len(scan.items), 'image file')} and skipped all ({counts}); "
+        f"no usable image in {where}: looked at {_plural(len(scan.items) + len(scan.skipped), 'image file')} and skipped all ({counts}); "
         f"first: {first_file}: {first_reason}; {fix}"
     )
 
@@ -773,10 +891,10 @@ def prepare(
     excluded = {os.path.abspath(os.path.expanduser(e)) for e in exclude}
     scan = _scan_sources(sources, excluded)
     if not scan.items:
-        raise _no_images_error(sources, scan, [])
+        raise _no_images_error(sources, scan, scan.skipped)
 
     # Labels come first: they are cheap, and images without one are skipped before being decoded.
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(scan.skipped)
     todo: list[tuple[_Item, str | None]] = []
     if label_file is not None:
         for item in scan.items:
@@ -1009,7 +1127,10 @@ def prepare_to(
     _check_report(report)
     data = prepare(sources, opts, progress=progress, exclude=[dest, report])
     return _write_outputs(
-        data, dest, report, lambda: write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite)
+        data,
+        dest,
+        report,
+        lambda: write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite),
     )
 
 
@@ -1294,4 +1415,6 @@ def prepare_two_sided_to(
     _check_report(report)
     data = prepare_two_sided(source, kind, opts, progress=progress, exclude=[dest, report])
     write = write_paired_archive if kind == "paired" else write_unpaired_archive
-    return _write_outputs(data, dest, report, lambda: write(data.a, data.b, dest, domains=data.domains, overwrite=overwrite))
+    return _write_outputs(
+        data, dest, report, lambda: write(data.a, data.b, dest, domains=data.domains, overwrite=overwrite)
+    )

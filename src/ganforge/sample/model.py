@@ -20,6 +20,7 @@ from PIL import Image
 
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
+from ..data.prepare import flatten_image, load_image
 from ..device import select_device
 from ..errors import ConfigError, DataError
 from ..families.base import Family
@@ -255,15 +256,9 @@ class Model:
                 im = item
             elif isinstance(item, np.ndarray):
                 im = Image.fromarray(item)
-            elif isinstance(item, (bytes, bytearray)):
-                im = Image.open(io.BytesIO(item))
-            else:
-                im = Image.open(item)
-            im.load()
-            if im.mode in ("RGBA", "LA", "P", "PA"):
-                rgba = im.convert("RGBA")
-                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            im = im.convert("L" if self.spec.source_channels == 1 else "RGB")
+            else:  # files and uploads as `prepare` reads them: no FIFO, no pixel bomb, EXIF upright
+                im = load_image(bytes(item) if isinstance(item, bytearray) else item)
+            im = flatten_image(im, channels=1 if self.spec.source_channels == 1 else 3)  # on white; 16-bit scaled
         except (OSError, ValueError, TypeError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot read input image {item if isinstance(item, (str, os.PathLike)) else type(item).__name__} ({exc})") from exc
         arr = np.asarray(im, dtype=np.uint8)

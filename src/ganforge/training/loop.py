@@ -168,6 +168,13 @@ def _train(
         cfg.data, resolution=cfg.resolution, channels=cfg.channels, progress=progress,
         kinds=family.data_kinds, options=family.data_options(fam_cfg0),
     )
+    left_out = getattr(data, "left_out", [])  # files of a raw folder or zip that could not be used, and why
+    if left_out:
+        first, why = left_out[0]
+        say(
+            f"note: {len(left_out)} file(s) in {cfg.data} were left out, e.g. {first} ({why}); "
+            f"'ganforge prepare {cfg.data} DEST' writes a report naming each one"
+        )
     if cfg.cond and getattr(data, "num_classes", 0) == 0:
         raise ConfigError(f"--cond needs labelled data, and {cfg.data} has no labels; prepare it with labels or drop --cond")
     spec = data.spec(conditional=cfg.cond)
