@@ -37,6 +37,7 @@ _LOOP_OPTIONS = [
     "steps",
     "kimg",
     "batch",
+    "batch_gpu",
     "cond",
     "xflip",
     "aug",
@@ -101,7 +102,13 @@ def _families_epilog() -> str:
     default=None,
     help="Train for this many thousand real images instead of --steps.",
 )
-@click.option("--batch", type=click.IntRange(1), default=_D.batch, help="Batch size.")
+@click.option("--batch", type=click.IntRange(1), default=_D.batch, help="Batch size (global: under torchrun, split over the processes).")
+@click.option(
+    "--batch-gpu",
+    type=click.IntRange(0),
+    default=_D.batch_gpu,
+    help="Images per forward/backward pass on each process; smaller than the batch accumulates gradients (0: the whole batch).",
+)
 @click.option(
     "--loss",
     type=click.Choice(["nonsaturating", "hinge", "lsgan", "wgan-gp"]),

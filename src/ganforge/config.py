@@ -27,7 +27,8 @@ class TrainConfig:
     channels: int | None = None  # 1 or 3; None: the dataset's own
     steps: int = 2500  # optimisation steps (each one D and one G update, or as the family defines)
     kimg: float | None = None  # alternative length: thousands of real images shown (overrides steps)
-    batch: int = 64  # images per step
+    batch: int = 64  # images per step (the global batch: under torchrun, split over the processes)
+    batch_gpu: int = 0  # images per forward/backward pass on each process (gradient accumulation); 0: all at once
     cond: bool = False  # class-conditional training on the dataset's labels
     xflip: bool = False  # mirror real images at random (doubles the data for left-right symmetric sets)
     aug: str = "none"  # augmentation of every image D sees: none | ada (adaptive p) | fixed (p = aug_p) | diffaugment
@@ -98,6 +99,7 @@ class TrainConfig:
             ("steps", self.steps >= 1, "1 or more"),
             ("kimg", self.kimg is None or self.kimg > 0, "more than 0, or none"),
             ("batch", self.batch >= 1, "1 or more"),
+            ("batch_gpu", self.batch_gpu >= 0, "0 (off) or more"),
             ("aug", self.aug in AUGMENTATIONS, " | ".join(AUGMENTATIONS)),
             ("aug_p", 0 <= self.aug_p <= 1, "from 0 to 1"),
             ("aug_target", 0 <= self.aug_target <= 1, "from 0 to 1"),
@@ -234,6 +236,7 @@ def _short(value: Any, limit: int = 40) -> str:
 # Fields that may change when a run is resumed (length, logging and evaluation cadence, device).
 RESUMABLE_CHANGES = {
     "compile",
+    "batch_gpu",
     "steps",
     "max_minutes",
     "on_nan",

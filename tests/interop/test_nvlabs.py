@@ -173,3 +173,29 @@ def test_fine_tune_from_an_imported_network_and_resume(tmp_path, tiny_data):
     bad = tiny_config(tmp_path, tiny_data, model="stylegan2", family=fam, steps=2, resume_from=str(pkl), run="bad", resolution=32)
     with pytest.raises(Exception, match="does not fit"):
         train(bad, progress=False)
+
+
+def test_train_resume_on_an_imported_run_fine_tunes_it(tmp_path, tiny_data):
+    """`ganforge import` then `ganforge train --run NAME --resume --data ...`: training starts from the
+    imported weights (nothing was trained there yet); without --data, one clear line says what to give."""
+    pkl = tmp_path / "net.pkl"
+    write_snapshot(pkl)
+    runs = str(tmp_path / "runs")
+    assert CliRunner().invoke(main, ["import", str(pkl), "--run", "nv", "--runs-dir", runs]).exit_code == 0
+    before = Model.load(tmp_path / "runs" / "nv", nets="all").nets["D"].state_dict()
+    r = CliRunner().invoke(main, ["train", "--run", "nv", "--runs-dir", runs, "--resume", "--steps", "2", "--quiet"])
+    assert r.exit_code == 2 and "no training data yet; give --data" in r.output
+    r = CliRunner().invoke(
+        main, ["train", "--run", "nv", "--runs-dir", runs, "--resume", "--data", str(tiny_data), "--steps", "2",
+               "--batch", "8", "--quiet"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "fine-tuning the network imported from net.pkl" in r.output
+    after = Model.load(tmp_path / "runs" / "nv", nets="all")
+    assert after.step == 2
+    d = after.nets["D"].state_dict()
+    assert any(not torch.equal(before[k], d[k]) for k in before)  # trained, from the imported D
+    # From now on it is an ordinary run: --resume continues it.
+    r = CliRunner().invoke(main, ["train", "--run", "nv", "--runs-dir", runs, "--resume", "--steps", "3", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert Model.load(tmp_path / "runs" / "nv").step == 3

@@ -13,7 +13,6 @@ its own fakes without a graph and the generator gets fresh noise.
 from __future__ import annotations
 
 import contextlib
-
 import math
 import weakref
 from collections.abc import Callable, Sequence
@@ -71,54 +70,82 @@ def adversarial_step(
     _trainable(D, True)
     fake = z = None
     for real, labels in d_batches:
-        z = ctx.randn(real.shape[0], nz, device=real.device)
-        fake_labels = _paired(labels) if pairs else labels
-        if reuse:
-            fake = G(z, fake_labels)
-        else:
-            with torch.no_grad():
-                fake = G(z, fake_labels)
-        real_in = real.detach().requires_grad_(True) if objective.real_grad else real
-        # Every image D sees goes through the loop's augmentation (identity without --aug).
-        real_seen, fake_seen = ctx.augment(real_in), ctx.augment(fake.detach())
-        with ctx.eager() if objective.penalty is not None else contextlib.nullcontext():  # double backward: eager
-            d_real, d_fake = D(real_seen, labels), D(fake_seen, fake_labels)
-        ctx.observe_real(d_real)
-        loss_d = objective.d_loss(d_real, d_fake)
-        if objective.penalty is not None:
-            with ctx.full_precision(), ctx.eager():
-                penalty, values = objective.penalty(real_in, d_real, fake.detach(), labels)
-            loss_d = loss_d + penalty
-            logs.update(values)
+        # --batch-gpu: the batch in micro-batches whose gradients add up before the step (one part otherwise).
+        parts = ctx.micro_batches(real.shape[0])
+        keep = reuse and len(parts) == 1  # the G update reuses these fakes
         opts["D"].zero_grad(set_to_none=True)
-        ctx.backward(loss_d)
+        totals: dict[str, float] = {}
+        seen_real, seen_fake = [], []
+        for part in parts:
+            r, lab = real[part], _rows(labels, part)
+            w = r.shape[0] / real.shape[0]  # this part's share of the batch's mean loss
+            z = ctx.randn(r.shape[0], nz, device=r.device)
+            fake_labels = _paired(lab) if pairs else lab
+            if keep:
+                fake = G(z, fake_labels)
+            else:
+                with torch.no_grad():
+                    fake = G(z, fake_labels)
+            real_in = r.detach().requires_grad_(True) if objective.real_grad else r
+            # Every image D sees goes through the loop's augmentation (identity without --aug).
+            real_seen, fake_seen = ctx.augment(real_in), ctx.augment(fake.detach())
+            with ctx.eager() if objective.penalty is not None else contextlib.nullcontext():  # double backward: eager
+                d_real, d_fake = D(real_seen, lab), D(fake_seen, fake_labels)
+            ctx.observe_real(d_real)
+            loss_d = objective.d_loss(d_real, d_fake)
+            if objective.penalty is not None:
+                with ctx.full_precision(), ctx.eager():
+                    penalty, values = objective.penalty(real_in, d_real, fake.detach(), lab)
+                loss_d = loss_d + penalty
+                for k, v in values.items():
+                    totals[k] = totals.get(k, 0.0) + v * w
+            ctx.backward(loss_d if len(parts) == 1 else loss_d * w)
+            totals["loss_D"] = totals.get("loss_D", 0.0) + loss_d.item() * w
+            seen_real.append(d_real.detach())
+            seen_fake.append(d_fake.detach())
+        logs.update(totals)
         logs["grad_D"] = ctx.grad_norm(D, opts["D"])
         ctx.step(opts["D"])
+    d_real, d_fake = torch.cat(seen_real), torch.cat(seen_fake)
 
     _trainable(D, False)
     real, labels = d_batches[0]
-    fake_labels = _paired(labels) if pairs else labels
-    if not reuse:
-        z = ctx.randn(real.shape[0], nz, device=real.device)
-        fake = G(z, fake_labels)
-    assert fake is not None and z is not None
-    loss_g = objective.g_loss(D(ctx.augment(fake), fake_labels))
-    if pairs and fake.shape[0] >= 2:
-        ratio = _mode_seeking_ratio(fake, z)
-        loss_g = loss_g + objective.mode_seeking / (ratio + 1e-5)
-        logs["ms_ratio"] = ratio.item()
+    parts = ctx.micro_batches(real.shape[0])
+    keep = reuse and len(parts) == 1
     opts["G"].zero_grad(set_to_none=True)
-    ctx.backward(loss_g)
+    loss_g_total, ratios = 0.0, []
+    for part in parts:
+        lab = _rows(labels, part)
+        n = part.stop - part.start
+        w = n / real.shape[0]
+        fake_labels = _paired(lab) if pairs else lab
+        if not keep:
+            z = ctx.randn(n, nz, device=real.device)
+            fake = G(z, fake_labels)
+        assert fake is not None and z is not None
+        loss_g = objective.g_loss(D(ctx.augment(fake), fake_labels))
+        if pairs and fake.shape[0] >= 2:
+            ratio = _mode_seeking_ratio(fake, z)
+            loss_g = loss_g + objective.mode_seeking / (ratio + 1e-5)
+            ratios.append(ratio.item())
+        ctx.backward(loss_g if len(parts) == 1 else loss_g * w)
+        loss_g_total += loss_g.item() * w
+    if ratios:
+        logs["ms_ratio"] = sum(ratios) / len(ratios)
     logs["grad_G"] = ctx.grad_norm(G, opts["G"])
     ctx.step(opts["G"])
     _trainable(D, True)
 
-    logs.update(loss_D=loss_d.item(), loss_G=loss_g.item())
+    logs["loss_G"] = loss_g_total
     if objective.report == "score":
-        logs.update(score_real=d_real.detach().float().mean().item(), score_fake=d_fake.detach().float().mean().item())
+        logs.update(score_real=d_real.float().mean().item(), score_fake=d_fake.float().mean().item())
     else:
         logs.update(D_real=losses.probabilities(objective.report, d_real), D_fake=losses.probabilities(objective.report, d_fake))
     return logs
+
+
+def _rows(labels: Labels, part: slice) -> Labels:
+    return None if labels is None else labels[part]
 
 
 def mode_seeking_weight(value: float, spec: DataSpec) -> float:
@@ -182,6 +209,7 @@ class AdversarialFamily(Family):
 
     spec: DataSpec
     adversarial = True
+    accumulates = True
 
     def optimizers(self, nets: nn.ModuleDict, cfg: Any) -> dict[str, torch.optim.Optimizer]:
         """Adam(lr, (beta1, beta2)) for G and D; `lr_g` / `lr_d`, where the config has them and they

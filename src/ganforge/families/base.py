@@ -38,6 +38,7 @@ class StepContext:
         self.rank, self.world_size = 0, 1
         self.total_steps = 0  # the run's length in steps (0: unknown), for families' schedules
         self.compiled = False  # the training networks are torch.compiled (--compile); see `eager`
+        self.micro_batch = 0  # examples per forward/backward pass (--batch-gpu); 0: the whole batch at once
 
     @property
     def is_main(self) -> bool:
@@ -60,6 +61,15 @@ class StepContext:
     def reduce(self, value: torch.Tensor, op: str = "mean") -> torch.Tensor:
         """`value` combined over all processes ("mean" or "sum"); itself on one device."""
         return value
+
+    def micro_batches(self, n: int) -> list[slice]:
+        """A batch of n examples as the parts that go through the networks one at a time (gradient
+        accumulation, `--batch-gpu`): the family adds each part's loss times its share of the batch, so
+        the step applies the gradient of the whole batch's mean loss. One part without --batch-gpu."""
+        m = self.micro_batch
+        if m <= 0 or m >= n:
+            return [slice(0, n)]
+        return [slice(i, min(i + m, n)) for i in range(0, n, m)]
 
     def randn(
         self, n: int, *shape: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -125,6 +135,8 @@ class Family:
     # Whether `--precision auto` may pick bf16 autocast on a CPU with native bf16 (False where it was measured
     # slower than fp32 for this family's networks).
     cpu_bf16: ClassVar[bool] = True
+    # train_step splits its batch with `ctx.micro_batches`, so --batch-gpu (gradient accumulation) works.
+    accumulates: ClassVar[bool] = False
     # Has a discriminator that sees images, so the loop's --aug (ADA, DiffAugment) applies.
     adversarial: ClassVar[bool] = False
     # Loop settings this family prefers (e.g. a larger batch for point data), used unless given.

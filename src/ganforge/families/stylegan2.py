@@ -86,6 +86,7 @@ def _preset(name: str, res: int, batch: int) -> dict[str, Any]:
 
 
 class StyleGAN2(Family):
+    accumulates = True
     name = "stylegan2"
     Config = StyleGAN2Config
     data_kinds = ("image",)
@@ -178,74 +179,102 @@ class StyleGAN2(Family):
         return ws
 
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        """Four phases, as in the reference: G main, G path-length reg (every pl_interval steps), D main, D R1
+        (every r1_interval steps). Each phase runs its micro-batches (--batch-gpu; one part otherwise),
+        adding their gradients, then steps."""
         cfg = self.cfg
         G, D = nets["G"], nets["D"]
-        real = batch["image"]
-        n = real.shape[0]
-        c = self._onehot(batch.get("label"), n, real.device)
+        reals = batch["image"]
+        n_all = reals.shape[0]
+        cs = self._onehot(batch.get("label"), n_all, reals.device)
+        parts = ctx.micro_batches(n_all)
+        one = len(parts) == 1
         logs: dict[str, float] = {}
+
+        def rows(t: torch.Tensor | None, part: slice) -> torch.Tensor | None:
+            return None if t is None else t[part]
 
         # G: non-saturating loss through a frozen D.
         D.requires_grad_(False)
-        z = ctx.randn(n, cfg.z_dim, device=real.device)
-        fake = G.synthesis(self._mix(G, z, c, ctx), noise_mode="random")
-        loss_g = F.softplus(-D(ctx.augment(fake), c)).mean()  # -log sigmoid(D(G(z)))
         opts["G"].zero_grad(set_to_none=True)
-        ctx.backward(loss_g)
+        loss_g_total = 0.0
+        for part in parts:
+            c, n = rows(cs, part), part.stop - part.start
+            z = ctx.randn(n, cfg.z_dim, device=reals.device)
+            fake = G.synthesis(self._mix(G, z, c, ctx), noise_mode="random")
+            loss_g = F.softplus(-D(ctx.augment(fake), c)).mean()  # -log sigmoid(D(G(z)))
+            ctx.backward(loss_g if one else loss_g * (n / n_all))
+            loss_g_total += loss_g.item() * n / n_all
         logs["grad_G"] = ctx.grad_norm(G, opts["G"])
         ctx.step(opts["G"])
 
         # G regularisation: path length (Karras et al. 2020a, eq. 4), lazily, on a smaller batch.
         if cfg.pl_weight > 0 and step % cfg.pl_interval == 0:
-            with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
-                m = max(n // cfg.pl_batch_shrink, 1)
-                ws = self._mix(G, ctx.randn(m, cfg.z_dim, device=real.device), c[:m] if c is not None else None, ctx)
-                img = G.synthesis(ws, noise_mode="random")
-                h, w = img.shape[2:]
-                noise = ctx.randn(*img.shape, device=img.device, dtype=img.dtype) / math.sqrt(h * w)  # y ~ N(0, I) / sqrt(pixels)
-                (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)  # J^T y, (m, num_ws, w_dim)
-                lengths = grads.square().sum(2).mean(1).sqrt()  # ||J^T y|| per sample, (m,)
-                self.pl_mean = self.pl_mean.to(lengths.device)
-                pl_mean = self.pl_mean.lerp(ctx.reduce(lengths.mean().detach()), cfg.pl_decay)  # over all processes
-                self.pl_mean = pl_mean.detach()
-                penalty = (lengths - pl_mean).square().mean()
-                # `img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as the reference does).
-                loss_pl = (img[:, 0, 0, 0] * 0).sum() + penalty * cfg.pl_weight * cfg.pl_interval
             opts["G"].zero_grad(set_to_none=True)
-            ctx.backward(loss_pl)
+            pl_total = 0.0
+            for part in parts:
+                n = part.stop - part.start
+                with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
+                    m = max(n // cfg.pl_batch_shrink, 1)
+                    c = rows(cs, part)
+                    ws = self._mix(G, ctx.randn(m, cfg.z_dim, device=reals.device), c[:m] if c is not None else None, ctx)
+                    img = G.synthesis(ws, noise_mode="random")
+                    h, w = img.shape[2:]
+                    noise = ctx.randn(*img.shape, device=img.device, dtype=img.dtype) / math.sqrt(h * w)  # y ~ N(0, I) / sqrt(pixels)
+                    (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)  # J^T y, (m, num_ws, w_dim)
+                    lengths = grads.square().sum(2).mean(1).sqrt()  # ||J^T y|| per sample, (m,)
+                    self.pl_mean = self.pl_mean.to(lengths.device)
+                    pl_mean = self.pl_mean.lerp(ctx.reduce(lengths.mean().detach()), cfg.pl_decay)  # over all processes
+                    self.pl_mean = pl_mean.detach()
+                    penalty = (lengths - pl_mean).square().mean()
+                    # `img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as the reference does).
+                    loss_pl = (img[:, 0, 0, 0] * 0).sum() + penalty * cfg.pl_weight * cfg.pl_interval
+                ctx.backward(loss_pl if one else loss_pl * (n / n_all))
+                pl_total += penalty.item() * n / n_all
             ctx.step(opts["G"])
-            logs["pl_penalty"] = penalty.item()
-            logs["pl_mean"] = float(pl_mean)
+            logs["pl_penalty"] = pl_total
+            logs["pl_mean"] = float(self.pl_mean)
         D.requires_grad_(True)
 
         # D: logistic loss on fresh fakes and on reals.
-        with torch.no_grad():
-            fake = G.synthesis(self._mix(G, ctx.randn(n, cfg.z_dim, device=real.device), c, ctx), noise_mode="random")
-        d_fake = D(ctx.augment(fake), c)
-        d_real = D(ctx.augment(real), c)
-        ctx.observe_real(d_real)
-        loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
         opts["D"].zero_grad(set_to_none=True)
-        ctx.backward(loss_d)
+        loss_d_total, seen_real, seen_fake = 0.0, [], []
+        for part in parts:
+            real, c, n = reals[part], rows(cs, part), part.stop - part.start
+            with torch.no_grad():
+                fake = G.synthesis(self._mix(G, ctx.randn(n, cfg.z_dim, device=reals.device), c, ctx), noise_mode="random")
+            d_fake = D(ctx.augment(fake), c)
+            d_real = D(ctx.augment(real), c)
+            ctx.observe_real(d_real)
+            loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean()
+            ctx.backward(loss_d if one else loss_d * (n / n_all))
+            loss_d_total += loss_d.item() * n / n_all
+            seen_real.append(d_real.detach())
+            seen_fake.append(d_fake.detach())
         logs["grad_D"] = ctx.grad_norm(D, opts["D"])
         ctx.step(opts["D"])
 
         # D regularisation: R1 on reals (Mescheder et al. 2018, eq. 9), lazily.
         if cfg.gamma > 0 and step % cfg.r1_interval == 0:
-            with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
-                x = real.detach().float().requires_grad_(True)
-                out = D(ctx.augment(x), c)
-                (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-                r1 = g.square().flatten(1).sum(1).mean()
-                loss_r1 = (out * 0).sum() + r1 * (cfg.gamma / 2) * cfg.r1_interval
             opts["D"].zero_grad(set_to_none=True)
-            ctx.backward(loss_r1)
+            r1_total = 0.0
+            for part in parts:
+                n = part.stop - part.start
+                with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
+                    x = reals[part].detach().float().requires_grad_(True)
+                    out = D(ctx.augment(x), rows(cs, part))
+                    (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+                    r1 = g.square().flatten(1).sum(1).mean()
+                    loss_r1 = (out * 0).sum() + r1 * (cfg.gamma / 2) * cfg.r1_interval
+                ctx.backward(loss_r1 if one else loss_r1 * (n / n_all))
+                r1_total += r1.item() * n / n_all
             ctx.step(opts["D"])
-            logs["r1"] = r1.item()
+            logs["r1"] = r1_total
 
+        d_real, d_fake = torch.cat(seen_real), torch.cat(seen_fake)
         logs.update(
-            loss_G=loss_g.item(), loss_D=loss_d.item(),
-            D_real=torch.sigmoid(d_real.detach().float()).mean().item(), D_fake=torch.sigmoid(d_fake.detach().float()).mean().item(),
+            loss_G=loss_g_total, loss_D=loss_d_total,
+            D_real=torch.sigmoid(d_real.float()).mean().item(), D_fake=torch.sigmoid(d_fake.float()).mean().item(),
         )
         return logs
 

@@ -110,6 +110,7 @@ def reconstruction_loss(kind: str, logits: torch.Tensor, x: torch.Tensor, sigma:
 
 
 class VAE(Family):
+    accumulates = True
     name = "vae"
     Config = VAEConfig
     data_kinds = ("image",)
@@ -141,21 +142,29 @@ class VAE(Family):
 
     def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: VAEConfig = self.cfg
-        x = batch["image"]
-        labels = batch.get("label") if self.spec.num_classes else None
-        mu, logvar = nets["E"](x, labels)
-        mu, logvar = mu.float(), logvar.float()
-        # Reparameterisation trick (Kingma & Welling 2014, sec. 2.4): z = mu + sigma * eps.
-        z = mu + (0.5 * logvar).exp() * ctx.randn(*mu.shape, device=mu.device)
-        logits = nets["G"](z, labels)
-        rec = reconstruction_loss(cfg.recon, logits, x, cfg.sigma).mean()
-        kl = kl_to_prior(mu, logvar).mean()
-        loss = rec + cfg.beta * kl  # negative ELBO (beta = 1), per image
+        images = batch["image"]
+        all_labels = batch.get("label") if self.spec.num_classes else None
+        parts = ctx.micro_batches(images.shape[0])  # --batch-gpu: gradients of the parts add up
         opts["VAE"].zero_grad(set_to_none=True)
-        ctx.backward(loss)
+        totals = {"loss": 0.0, "loss_rec": 0.0, "loss_kl": 0.0}
+        for part in parts:
+            x = images[part]
+            labels = all_labels[part] if all_labels is not None else None
+            w = x.shape[0] / images.shape[0]
+            mu, logvar = nets["E"](x, labels)
+            mu, logvar = mu.float(), logvar.float()
+            # Reparameterisation trick (Kingma & Welling 2014, sec. 2.4): z = mu + sigma * eps.
+            z = mu + (0.5 * logvar).exp() * ctx.randn(*mu.shape, device=mu.device)
+            logits = nets["G"](z, labels)
+            rec = reconstruction_loss(cfg.recon, logits, x, cfg.sigma).mean()
+            kl = kl_to_prior(mu, logvar).mean()
+            loss = rec + cfg.beta * kl  # negative ELBO (beta = 1), per image
+            ctx.backward(loss if len(parts) == 1 else loss * w)
+            for k, v in (("loss", loss), ("loss_rec", rec), ("loss_kl", kl)):
+                totals[k] += v.item() * w
         grad = ctx.grad_norm(nets["E"], opts["VAE"]) ** 2 + ctx.grad_norm(nets["G"], opts["VAE"]) ** 2
         ctx.step(opts["VAE"])
-        return {"loss": loss.item(), "loss_rec": rec.item(), "loss_kl": kl.item(), "grad": grad**0.5}
+        return {**totals, "grad": grad**0.5}
 
     def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decode latents (from the prior, or from `encode`) to images in [-1, 1]."""

@@ -156,6 +156,7 @@ def _train(
     if cfg.precision == "auto" and device.type == "cpu" and not family.cpu_bf16:
         amp = None  # measured slower than fp32 on a CPU for this family (see Family.cpu_bf16)
     engine = Engine(device, amp, group)
+    engine.micro_batch = _micro_batch(cfg, family, group)
 
     # The data, as the kind the family consumes (uint8, in memory, on the training device).
     note = shadowed_builtin(cfg.data)
@@ -425,6 +426,23 @@ def _load_pretrained(family: Any, nets: torch.nn.ModuleDict, source: str, spec: 
             kept_fresh.append(f"{name} label embedding")
     note = f"started from {source}"
     return note + (f" (fresh: {', '.join(kept_fresh)})" if kept_fresh else "")
+
+
+def _micro_batch(cfg: TrainConfig, family: Any, group: distributed.ProcessGroup) -> int:
+    """--batch-gpu, checked: images per forward/backward pass on each process (0: the whole share)."""
+    if not cfg.batch_gpu:
+        return 0
+    if not family.accumulates:
+        raise ConfigError(f"model '{family.name}' does not accumulate gradients over micro-batches; drop --batch-gpu")
+    share = cfg.batch // group.world_size
+    if cfg.batch_gpu >= share:
+        return 0
+    if share % cfg.batch_gpu:
+        raise ConfigError(
+            f"--batch-gpu {cfg.batch_gpu} does not divide the {share} images each process gets per step "
+            f"(--batch {cfg.batch} over {group.world_size} process(es)); use a divisor of {share}"
+        )
+    return cfg.batch_gpu
 
 
 def _compile(family: Any, nets: torch.nn.ModuleDict) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 
 from .. import checkpoint as ckpt
 from ..config import RESUMABLE_CHANGES, TrainConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, GanforgeError
 
 
 def check_resume_config(saved: TrainConfig, requested: TrainConfig, explicit: set[str]) -> TrainConfig:
@@ -69,9 +69,13 @@ class RunFolder:
             if not (self.dir / "config.json").exists():
                 raise ConfigError(f"no run to resume at {self.dir}; drop --resume to start it")
             saved = TrainConfig.load(self.dir / "config.json")
-            cfg = check_resume_config(saved, cfg, explicit if explicit is not None else set())
+            imported = self._imported_from() if has_ckpt else None
+            if imported is not None:
+                cfg = self._fine_tune(saved, cfg, explicit or set(), imported, say)
+            else:
+                cfg = check_resume_config(saved, cfg, explicit if explicit is not None else set())
+                self.resuming = has_ckpt
             cfg.run, cfg.runs_dir = self.dir.name, str(self.dir.parent)
-            self.resuming = has_ckpt
             if not has_ckpt:
                 say(f"note: {self.dir} has no checkpoint yet; starting it from step 0")
         elif has_ckpt:
@@ -94,6 +98,32 @@ class RunFolder:
                 f"cannot write the run folder {self.dir} ({exc.strerror}); use --runs-dir on a writable disk"
             ) from exc
         self._metrics = None
+
+    def _imported_from(self) -> str | None:
+        """The pickle a run's only checkpoint was imported from (`ganforge import`), if it is such a run."""
+        try:
+            meta = ckpt.read_meta(ckpt.resolve_checkpoint(self.dir, "latest"))
+        except GanforgeError:
+            return None
+        src = meta.get("imported_from")
+        return str(src.get("file", "a pickle")) if isinstance(src, dict) else None
+
+    def _fine_tune(self, saved: TrainConfig, cfg: TrainConfig, explicit: set[str], source: str, say) -> TrainConfig:
+        """`train --resume` on an imported network: nothing was trained here yet, so this starts training
+        (step 0, fresh optimizers) from the imported weights, on the data and settings given now."""
+        data = cfg.data if "data" in explicit else saved.data
+        if data.startswith("imported:"):
+            raise ConfigError(
+                f"run '{self.dir.name}' holds a network imported from {source} and no training data yet; "
+                "give --data (the images to fine-tune it on)"
+            )
+        merged = dataclasses.replace(saved, data=data)
+        for key in explicit - {"family", "data"}:
+            setattr(merged, key, getattr(cfg, key))
+        merged.family = {**saved.family, **cfg.family} if "family" in explicit else dict(saved.family)
+        merged.resume_from = str(self.dir)  # the loop copies the imported weights in (checked like --resume-from)
+        say(f"fine-tuning the network imported from {source} on {data}")
+        return merged
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def load_latest(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
