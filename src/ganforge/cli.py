@@ -81,3 +81,4 @@ def parse_seeds(text: str, *, max_count: int = MAX_SEEDS) -> list[int]:
 # Verbs defined in their own modules register themselves on `main` when imported.
 from . import cli_eval, cli_interop, cli_prepare, cli_sample, cli_train  # noqa: E402,F401,I001
 from . import cli_share  # noqa: E402,F401,I001
+from . import cli_serve  # noqa: E402,F401,I001
