@@ -124,7 +124,7 @@ def translate_files(
     stem), large images in tiles. `kind` restricts the run's data kind (e.g. superres for enhance)."""
     from .data.archive import IMAGE_EXTENSIONS
     from .errors import ConfigError
-    from .sample.grid import save_png
+    from .sample.grid import save_png_array
     from .sample.model import Model
 
     model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
@@ -141,8 +141,8 @@ def translate_files(
     target = Path(out) if out else model.run_dir / verb
     target.mkdir(parents=True, exist_ok=True)
     for f in files:
-        (img,) = model.translate(str(f), direction=direction, output="pil")
-        save_png(img, target / f"{f.stem}.png")
+        (arr,) = model.translate(str(f), direction=direction, output="array")
+        save_png_array(arr, target / f"{f.stem}.png")  # row by row: no second copy of a huge image
     click.echo(f"wrote {len(files)} images to {target} (step {model.step})")
 
 

@@ -199,8 +199,8 @@ class Model:
         back), and images larger than `tile` pixels on a side are translated in overlapping tiles, so
         memory stays bounded whatever the size (see `sample.tiling`)."""
         self._need("image")
-        if output not in ("pil", "png", "tensor"):
-            raise ValueError("output must be 'pil', 'png' or 'tensor'")
+        if output not in ("pil", "png", "tensor", "array"):
+            raise ValueError("output must be 'pil', 'png', 'tensor' or 'array'")
         if isinstance(images, torch.Tensor):
             return self._finish([self._translate_tensor(images, direction, batch)], output)
         items = images if isinstance(images, (list, tuple)) else [images]
@@ -213,14 +213,21 @@ class Model:
 
                 scale = self.spec.resolution // self.spec.source_resolution  # output / input side
                 res = translate_tiled(lambda x: self._translate_tensor(x, direction, 1), arr, scale=scale, tile=tile)
-                outs.append(Image.fromarray(res[:, :, 0] if res.shape[2] == 1 else res))
+                outs.append(res if output == "array" else Image.fromarray(res[:, :, 0] if res.shape[2] == 1 else res))
             else:
                 x = torch.from_numpy(arr).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
                 outs.append(self._translate_tensor(x, direction, batch))
         return self._finish(outs, output)
 
     @staticmethod
-    def _finish(outs: Sequence[torch.Tensor | Image.Image], output: str) -> list[Image.Image] | list[bytes] | torch.Tensor:
+    def _finish(
+        outs: Sequence[torch.Tensor | Image.Image | np.ndarray], output: str
+    ) -> list[Image.Image] | list[bytes] | list[np.ndarray] | torch.Tensor:
+        if output == "array":  # uint8 (H, W, C) arrays: what a writer of very large images wants (no PIL copy)
+            arrays: list[np.ndarray] = []
+            for o in outs:
+                arrays += [o] if isinstance(o, np.ndarray) else [np.asarray(p) for p in (to_pil(o) if isinstance(o, torch.Tensor) else [o])]
+            return [a[:, :, None] if a.ndim == 2 else a for a in arrays]
         if output == "tensor":
             ts = [o if isinstance(o, torch.Tensor) else _pil_tensor(o) for o in outs]
             if len({tuple(t.shape[1:]) for t in ts}) > 1:
