@@ -37,6 +37,23 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a run's metrics.jsonl, in order; lines a crash cut or a disk damaged are skipped
+    (an absent log is empty)."""
+    recs: list[dict[str, Any]] = []
+    if not path.exists():
+        return recs
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except (ValueError, RecursionError):  # a torn line, binary garbage, absurd nesting
+                continue
+            if isinstance(rec, dict):
+                recs.append(rec)
+    return recs
+
+
 def ckpt_name(step: int) -> str:
     return f"step-{step:06d}"
 

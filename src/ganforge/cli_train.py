@@ -520,21 +520,13 @@ def info(run: str, as_json: bool) -> None:
 def _last_losses(path: Path) -> dict:
     """The last line of metrics.jsonl with losses. Damaged lines (a crash mid-write, a disk error, binary
     garbage) are skipped: the log is a record, and one bad line must not hide the others."""
-    last: dict = {}
-    if not path.exists():
-        return last
+    from . import checkpoint as ckpt
+
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                if isinstance(rec, dict) and ("loss_D" in rec or "loss_G" in rec or "loss" in rec):
-                    last = rec
+        recs = ckpt.read_log(path)
     except OSError as exc:
         raise ConfigError(f"cannot read {path} ({exc.strerror or exc})") from None
-    return last
+    return next((r for r in reversed(recs) if "loss_D" in r or "loss_G" in r or "loss" in r), {})
 
 
 def _read_json_object(path: Path, fix: str) -> dict:

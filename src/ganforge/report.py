@@ -47,18 +47,8 @@ PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#d
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    recs: list[dict[str, Any]] = []
-    if not path.exists():
-        return recs
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash
-            if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)):
-                recs.append(rec)
-    return recs
+    """The log's records that carry a step (damaged lines skipped)."""
+    return [r for r in ckpt.read_log(path) if isinstance(r.get("step"), (int, float))]
 
 
 def _series(recs: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:

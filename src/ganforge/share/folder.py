@@ -94,18 +94,10 @@ def generator_state(
 def final_metrics(metrics_path: Path) -> dict[str, float]:
     """The last logged value of every numeric key in metrics.jsonl (damaged lines skipped)."""
     last: dict[str, float] = {}
-    if not metrics_path.exists():
-        return last
-    with open(metrics_path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                for k, v in rec.items():
-                    if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        last[k] = float(v)
+    for rec in ckpt.read_log(metrics_path):
+        for k, v in rec.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                last[k] = float(v)
     return last
 
 
