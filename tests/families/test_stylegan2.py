@@ -67,6 +67,8 @@ def test_auto_config_is_the_published_formula():
     assert cifar.gamma == 0.01 and cifar.pl_weight == 0 and cifar.style_mixing == 0 and cifar.d_architecture == "orig"
     explicit = fam.resolve_config(StyleGAN2Config(gamma=3.0), DataSpec(resolution=32), 32)
     assert explicit.gamma == 3.0, "explicit settings win over the configuration"
+    off = fam.resolve_config(StyleGAN2Config(pl_weight=0.0, style_mixing=0.0, gamma=0.0), DataSpec(resolution=32), 32)
+    assert (off.pl_weight, off.style_mixing, off.gamma) == (0.0, 0.0, 0.0), "an explicit 0 turns a regulariser off"
 
 
 def test_lazy_regularisation_scales_adam():

@@ -135,6 +135,13 @@ class Family:
     # Whether `--precision auto` may pick bf16 autocast on a CPU with native bf16 (False where it was measured
     # slower than fp32 for this family's networks).
     cpu_bf16: ClassVar[bool] = True
+    # Whether `--precision auto` may autocast on CUDA. False where the networks run their own mixed precision
+    # (stylegan2's fp16 blocks, as in the reference): autocast would recast those fp16 convolutions to bf16 and
+    # promote every fp16 x bf16 op to fp32.
+    cuda_autocast: ClassVar[bool] = True
+    # Replace NaN/Inf in gradients before each optimizer step (0 and +-1e5), as the StyleGAN2-ADA reference does
+    # for its fp16 layers, which train without a loss scaler.
+    sanitize_grads: ClassVar[bool] = False
     # train_step splits its batch with `ctx.micro_batches`, so --batch-gpu (gradient accumulation) works.
     accumulates: ClassVar[bool] = False
     # Has a discriminator that sees images, so the loop's --aug (ADA, DiffAugment) applies.

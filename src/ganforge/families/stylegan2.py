@@ -25,7 +25,7 @@ values are saved in the run's config.json.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import torch
@@ -95,7 +95,12 @@ class StyleGAN2(Family):
     loop_defaults: ClassVar[dict[str, Any]] = {"batch": 32}
     # benchmarks/stylegan_speed.py on a 2-core AVX-512 BF16 CPU: 49.5 img/s fp32 vs 37.7 bf16 at 32 px (small):
     # the modulated convolutions' reshapes and the many small ops gain nothing from bf16 there.
-    cpu_bf16 = False  # the auto config's batch on one GPU up to 128 px
+    cpu_bf16 = False
+    # On CUDA, `--precision auto` is the reference's mixed precision: the num_fp16_res highest-resolution blocks
+    # compute in fp16 (activations clamped to +-conv_clamp), everything else in fp32, no autocast; gradients are
+    # sanitised before each step as the reference does (no loss scaler).
+    cuda_autocast = False
+    sanitize_grads = True
 
     # ---- configuration -------------------------------------------------------------------------
     def check(self, cfg: StyleGAN2Config, spec: DataSpec) -> None:
@@ -111,9 +116,11 @@ class StyleGAN2(Family):
     def resolve_config(self, cfg: StyleGAN2Config, spec: DataSpec, batch: int) -> StyleGAN2Config:
         """Fill the settings left at 0 / -1 / "" from the named configuration."""
         p = _preset(cfg.cfg, spec.resolution, batch)
+        unset = {f.name: f.default for f in fields(StyleGAN2Config)}
         for key, value in p.items():
-            cur = getattr(cfg, key)
-            if cur in (0, 0.0, -1, -1.0, ""):
+            # "Unset" is the field's own default (0, -1 or ""), so an explicit --set pl_weight=0 (where the
+            # default is -1) stays 0 instead of being replaced by the preset's value.
+            if getattr(cfg, key) == unset[key]:
                 setattr(cfg, key, value)
         if not cfg.w_dim:
             cfg.w_dim = cfg.z_dim

@@ -40,6 +40,7 @@ class Engine(StepContext):
         self._unscaled: set[int] = set()
         self.aug: nn.Module | None = None  # the discriminator augmentation (--aug)
         self.ada: AdaController | None = None  # moves the augmentation's p (--aug ada)
+        self.sanitize_grads = False  # NaN/Inf in gradients -> 0 / +-1e5 before each step (Family.sanitize_grads)
 
     # ---- discriminator augmentation ------------------------------------------------------------
     def set_augment(self, kind: str, *, p: float = 0.0, target: float = 0.6, kimg: float = 500.0, batch: int = 64) -> None:
@@ -99,6 +100,11 @@ class Engine(StepContext):
     def step(self, opt: torch.optim.Optimizer) -> None:
         self._sync_grads(opt)
         self._synced.discard(id(opt))
+        if self.sanitize_grads:
+            for g in opt.param_groups:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
         if self.scaler is None:
             opt.step()
             return

@@ -155,7 +155,10 @@ def _train(
     amp = select_precision(cfg.precision, device)
     if cfg.precision == "auto" and device.type == "cpu" and not family.cpu_bf16:
         amp = None  # measured slower than fp32 on a CPU for this family (see Family.cpu_bf16)
+    if cfg.precision == "auto" and device.type == "cuda" and not family.cuda_autocast:
+        amp = None  # the family's networks run their own mixed precision (see Family.cuda_autocast)
     engine = Engine(device, amp, group)
+    engine.sanitize_grads = family.sanitize_grads and device.type == "cuda"
     engine.micro_batch = _micro_batch(cfg, family, group)
 
     # The data, as the kind the family consumes (uint8, in memory, on the training device).
@@ -259,9 +262,10 @@ def _train(
         result.warnings.append(msg)
         _write(bar, f"warning (step {step}): {msg}", say)
 
+    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and not family.cuda_autocast else ""
     say(
         f"training {family.name} on {cfg.data} ({len(data)} {'points' if spec.kind == 'points' else 'images'}"
-        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(engine.amp_dtype)}) "
+        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(engine.amp_dtype)}{own_fp16}) "
         f"-> {run.dir}"
     )
     # A live bar on a terminal; in a log file or a pipe, one plain line per --log-every instead of
