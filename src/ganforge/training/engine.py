@@ -28,6 +28,11 @@ from ..families.base import StepContext
 from ..losses import grad_norm
 
 
+def _grads(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The gradients `opt` will apply (parameters without one left out)."""
+    return [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+
+
 class Engine(StepContext):
     def __init__(self, device: torch.device, amp_dtype: torch.dtype | None = None, group: ProcessGroup | None = None) -> None:
         super().__init__(device)
@@ -84,8 +89,7 @@ class Engine(StepContext):
         """Average `opt`'s gradients over processes, once per optimizer step (the distributed module docstring)."""
         if not self.group.active or id(opt) in self._synced:
             return
-        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        distributed.all_reduce_mean_(grads, self.group)
+        distributed.all_reduce_mean_(_grads(opt), self.group)
         self._synced.add(id(opt))
 
     def grad_norm(self, module: nn.Module, opt: torch.optim.Optimizer | None = None) -> float:
@@ -101,10 +105,8 @@ class Engine(StepContext):
         self._sync_grads(opt)
         self._synced.discard(id(opt))
         if self.sanitize_grads:
-            for g in opt.param_groups:
-                for p in g["params"]:
-                    if p.grad is not None:
-                        torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
+            for grad in _grads(opt):
+                torch.nan_to_num_(grad, nan=0.0, posinf=1e5, neginf=-1e5)
         if self.scaler is None:
             opt.step()
             return
