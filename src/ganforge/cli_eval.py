@@ -147,7 +147,8 @@ def eval_cmd(
         data = ref or _run_data(model)
         real = _load_noting_skips(data, notes, resolution=model.spec.resolution, progress=not quiet)
         ev = Evaluator(real, resolution=model.spec.resolution, channels=model.spec.channels, **common)
-        result = ev(generator_from_model(model, batch=batch), num=num or 50000)
+        # Conditional models: classes drawn with the real data's frequencies (StyleGAN2-ADA's protocol).
+        result = ev(generator_from_model(model, batch=batch, label_counts=ev.label_counts(model.spec)), num=num or 50000)
         record = {"step": model.step, "event": "eval", "checkpoint": str(checkpoint), "ref": str(data), **result}
         with open(Path(model.run_dir) / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -205,11 +205,17 @@ def _generator_batches(fn: GenerateFn, num: int, batch: int, lo: int = 0) -> Ite
         yield to_uint8(x)
 
 
-def generator_from_model(model: Any, *, batch: int = 64, first_seed: int = 0) -> GenerateFn:
-    """Adapt a `ganforge.load(...)` Model: image i is the model's image for seed first_seed + i."""
+def generator_from_model(
+    model: Any, *, batch: int = 64, first_seed: int = 0, label_counts: Sequence[float] | None = None
+) -> GenerateFn:
+    """Adapt a `ganforge.load(...)` Model: image i is the model's image for seed first_seed + i. For a
+    conditional model, `label_counts` (the real data's class histogram, `Evaluator.label_counts`) draws
+    each seed's class with the real frequencies; without it, seed s gets class s % num_classes."""
 
     def fn(start: int, count: int) -> torch.Tensor:
         seeds = list(range(first_seed + start, first_seed + start + count))
+        if label_counts is not None and model.spec.num_classes:
+            return model.sampler.seeds(seeds, batch=batch, label_counts=label_counts)
         return model.generate(seeds=seeds, output="tensor", batch=batch)
 
     return fn
@@ -455,6 +461,19 @@ class Evaluator:
         self.last_real_source = "+".join(sorted(sources))
         return result
 
+    def label_counts(self, spec: Any) -> list[int] | None:
+        """The real data's class histogram, for drawing a conditional generator's classes with the real
+        frequencies (as StyleGAN2-ADA's metrics do); None when the model is unconditional or the real data
+        is unlabelled or has other classes than the model."""
+        labels, k = self.real.labels, int(getattr(spec, "num_classes", 0) or 0)
+        if k < 1 or labels is None or self.real.num_classes != k:
+            return None
+        names = list(getattr(spec, "class_names", []) or [])
+        real_names = list(getattr(self.real, "class_names", []) or [])
+        if names and real_names and names != real_names:
+            return None
+        return torch.bincount(torch.as_tensor(labels).long().flatten(), minlength=k)[:k].tolist()
+
     # -- one evaluation
 
     def __call__(self, fake: ImageSource | GenerateFn, *, num: int | None = None) -> dict[str, Any]:
@@ -463,7 +482,7 @@ class Evaluator:
         numbers were computed with."""
         t0 = time.perf_counter()
         if hasattr(fake, "generate") and hasattr(fake, "spec"):  # a ganforge Model: image i = seed i
-            fake = generator_from_model(fake, batch=self.batch)
+            fake = generator_from_model(fake, batch=self.batch, label_counts=self.label_counts(fake.spec))
         roles = self._extractors()
         real = self.real_stats()
         if callable(fake) and not isinstance(fake, (torch.Tensor, ImageDataset)):

@@ -27,6 +27,26 @@ def labels_for_seeds(seeds: Sequence[int], num_classes: int, label: int | None =
     return torch.tensor([int(s) % num_classes for s in seeds], dtype=torch.long, device=device)
 
 
+# Offsets the seed of a label draw from the seed of the latent, so that z and the class are independent.
+_LABEL_SEED_OFFSET = 0x1ABE1
+
+
+def labels_by_frequency(seeds: Sequence[int], counts: Sequence[float], device="cpu") -> torch.Tensor:
+    """One class per seed, drawn with the frequencies `counts` (the real data's class histogram) and
+    fixed by the seed: how conditional models are evaluated. StyleGAN2-ADA's metrics draw the labels of
+    real images; with seed % num_classes, a class-imbalanced set (emoji: 60 % people) would be compared
+    with a generator forced to draw every class equally often."""
+    p = torch.as_tensor(counts, dtype=torch.float64).clamp(min=0)
+    if p.ndim != 1 or p.numel() == 0 or float(p.sum()) <= 0:
+        raise ValueError("class counts must be a non-empty list with a positive sum")
+    cdf = (p / p.sum()).cumsum(0)
+    u = torch.stack(
+        [torch.rand((), dtype=torch.float64, generator=torch.Generator().manual_seed(int(s) + _LABEL_SEED_OFFSET)) for s in seeds]
+    ) if len(seeds) else torch.zeros(0, dtype=torch.float64)
+    idx = torch.searchsorted(cdf, u, right=True).clamp(max=p.numel() - 1)
+    return idx.to(device=device, dtype=torch.long)
+
+
 def noise_request(
     seeds: Sequence[int],
     latent_shape: tuple[int, ...],
@@ -35,12 +55,18 @@ def noise_request(
     *,
     truncation: float = 1.0,
     noise_mode: str = "const",
+    label_counts: Sequence[float] | None = None,
 ) -> NoiseRequest:
     """The request for images addressed by seed: seed s gets latent `latents_for_seeds([s])` and, for
-    conditional models, class `label` (or s % num_classes)."""
+    conditional models, class `label`, else a class drawn with frequencies `label_counts` (one count per
+    class; see `labels_by_frequency`), else s % num_classes."""
+    if num_classes > 0 and label is None and label_counts is not None:
+        labels = labels_by_frequency(seeds, label_counts)
+    else:
+        labels = labels_for_seeds(seeds, num_classes, label)
     return NoiseRequest(
         z=latents_for_seeds(seeds, latent_shape),
-        labels=labels_for_seeds(seeds, num_classes, label),
+        labels=labels,
         truncation=truncation,
         noise_mode=noise_mode,
     )

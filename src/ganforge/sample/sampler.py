@@ -51,10 +51,13 @@ class Sampler:
         noise_mode: str = "const",
         batch: int = 64,
         out_device: torch.device | str | None = "cpu",
+        label_counts: Sequence[float] | None = None,
     ) -> torch.Tensor:
-        """One sample per seed (same seed, same sample, whatever the batch)."""
+        """One sample per seed (same seed, same sample, whatever the batch). Conditional models: class `label`,
+        else one drawn per seed with the frequencies `label_counts`, else seed % num_classes."""
         req = noise_request(
-            seeds, self.latent_shape, self.spec.num_classes, label, truncation=truncation, noise_mode=noise_mode
+            seeds, self.latent_shape, self.spec.num_classes, label, truncation=truncation, noise_mode=noise_mode,
+            label_counts=label_counts,
         )
         return self.run(req, batch=batch, out_device=out_device)
 

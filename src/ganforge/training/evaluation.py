@@ -46,8 +46,11 @@ class PeriodicEvaluator:
             _ = self.evaluator.extractor
 
     def __call__(self, step: int) -> dict[str, Any]:
+        # Conditional models: each seed's class drawn with the real data's frequencies, as in `ganforge evaluate`.
+        counts = self.evaluator.label_counts(self.sampler.spec)
+
         def generate(start: int, count: int) -> torch.Tensor:
-            return self.sampler.seeds(range(start, start + count), batch=count, out_device=None)
+            return self.sampler.seeds(range(start, start + count), batch=count, out_device=None, label_counts=counts)
 
         # Evaluation must not touch the training run's random streams (resume equality).
         np_state = np.random.get_state()
