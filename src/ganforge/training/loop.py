@@ -193,6 +193,12 @@ def _train(
     _seed_everything(cfg.seed)
     family, fam_cfg, nets = build_model(cfg, spec, device)
     nets = distributed.sync_batchnorm(nets, device, group)
+    if device.type == "cuda" and cfg.precision != "auto":
+        # An explicit --precision is the whole network's: the family's own fp16 layers (stylegan2's `use_fp16`
+        # blocks, the reference's mixed precision under `auto`) compute in the engine's precision instead.
+        for m in nets.modules():
+            if getattr(m, "use_fp16", False):
+                m.use_fp16 = False
     cfg.family = dataclasses.asdict(fam_cfg)
     if cfg.resume_from and not run.resuming:
         say(_load_pretrained(family, nets, cfg.resume_from, spec))
@@ -262,7 +268,9 @@ def _train(
         result.warnings.append(msg)
         _write(bar, f"warning (step {step}): {msg}", say)
 
-    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and not family.cuda_autocast else ""
+    # The family's own half-precision layers (stylegan2's `use_fp16` blocks) compute in fp16 only on CUDA.
+    has_fp16 = any(getattr(m, "use_fp16", False) for m in nets.modules())
+    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and amp is None and has_fp16 else ""
     say(
         f"training {family.name} on {cfg.data} ({len(data)} {'points' if spec.kind == 'points' else 'images'}"
         f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(engine.amp_dtype)}{own_fp16}) "
