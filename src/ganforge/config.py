@@ -25,7 +25,9 @@ class TrainConfig:
     model: str = "dcgan"  # model family (see `ganforge train --help`)
     resolution: int | None = None  # training resolution in pixels; None: the dataset's own
     channels: int | None = None  # 1 or 3; None: the dataset's own
-    steps: int = 2500  # optimisation steps (each one D and one G update, or as the family defines)
+    # optimisation steps (each one D and one G update, or as the family defines). 4000: the no-argument DCGAN on
+    # emoji fills about 5 minutes of a 2-core CPU; classifier FD 7.3 / 7.9 (seeds 0 / 1) against 11.1 at 2500.
+    steps: int = 4000
     kimg: float | None = None  # alternative length: thousands of real images shown (overrides steps)
     batch: int = 64  # images per step (the global batch: under torchrun, split over the processes)
     batch_gpu: int = 0  # images per forward/backward pass on each process (gradient accumulation); 0: all at once
