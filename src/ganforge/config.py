@@ -26,7 +26,8 @@ class TrainConfig:
     resolution: int | None = None  # training resolution in pixels; None: the dataset's own
     channels: int | None = None  # 1 or 3; None: the dataset's own
     # optimisation steps (each one D and one G update, or as the family defines). 4000: the no-argument DCGAN on
-    # emoji fills about 5 minutes of a 2-core CPU; classifier FD 7.3 / 7.9 (seeds 0 / 1) against 11.1 at 2500.
+    # emoji fills about 5 minutes of a 2-core CPU; classifier FD 7.3 / 7.9 (seeds 0 / 1) against 11.1 at 2500
+    # (5.2 / 5.1 with dcgan's lr 3e-4 at 32 px; see README, "Benchmarks").
     steps: int = 4000
     kimg: float | None = None  # alternative length: thousands of real images shown (overrides steps)
     batch: int = 64  # images per step (the global batch: under torchrun, split over the processes)

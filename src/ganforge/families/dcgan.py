@@ -2,7 +2,7 @@
 
 G: latent (nz) -> 4x4 transposed conv -> [stride-2 transposed conv, BN, ReLU] x log2(res/4) -> tanh.
 D: [stride-2 conv, BN (not on the first layer), LeakyReLU 0.2] x log2(res/4) -> 4x4 conv -> logit.
-Weights ~ N(0, 0.02), BN scales ~ N(1, 0.02) (paper, sec. 4); Adam(2e-4, beta1=0.5).
+Weights ~ N(0, 0.02), BN scales ~ N(1, 0.02) (paper, sec. 4); Adam(2e-4, beta1=0.5), 3e-4 below 64 px (measured).
 Conditional (`--cond`): G concatenates a learned class embedding to z; D is a projection
 discriminator (Miyato & Koyama 2018): logit + <embed(y), sum-pooled features>.
 `loss` picks the adversarial loss; with wgan-gp the critic uses layer norm instead of batch norm,
@@ -33,7 +33,7 @@ class DCGANConfig:
     loss: str = "nonsaturating"  # nonsaturating | hinge | lsgan | wgan-gp
     gp_weight: float = 10.0  # gradient penalty weight (wgan-gp)
     n_critic: int = 1  # D updates per G update (5 is usual for wgan-gp)
-    lr: float = 2e-4  # learning rate of both networks, unless lr_g / lr_d are set
+    lr: float = 0.0  # learning rate of both networks, unless lr_g / lr_d are set (0: 2e-4, the paper's, from 64 px; 3e-4 below)
     lr_g: float = 0.0  # generator learning rate (0: use lr)
     lr_d: float = 0.0  # discriminator learning rate (0: use lr)
     beta1: float = 0.5  # Adam beta1
@@ -116,6 +116,13 @@ class DCGAN(AdversarialFamily):
         self.check_resolution(spec)
         if cfg.loss not in losses.LOSSES:
             raise ConfigError(f"unknown loss '{cfg.loss}': use one of {', '.join(losses.LOSSES)}")
+
+    def resolve_config(self, cfg: DCGANConfig, spec: DataSpec, batch: int) -> DCGANConfig:
+        """lr 0: the paper's 2e-4 from 64 px, 3e-4 below. On emoji at 32 px, 4000 steps of batch 64, classifier
+        FD 5.16 / 5.09 (seeds 0 / 1) at 3e-4 against 7.29 / 7.88 at 2e-4 (2-core AVX2 CPU, 2,000 samples)."""
+        if not cfg.lr:
+            cfg.lr = 2e-4 if spec.resolution >= 64 else 3e-4
+        return cfg
 
     def latent_shape(self, cfg: DCGANConfig, spec: DataSpec) -> tuple[int, ...]:
         return (cfg.nz,)
