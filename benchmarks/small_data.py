@@ -87,13 +87,12 @@ def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str
     res = train(cfg, progress=False)
     wall = time.perf_counter() - t
     model = ganforge.load(res.run_dir)
+    counts = None
     if model.spec.num_classes:  # conditional rows: classes drawn at the real frequencies (as `ganforge eval` does)
         from ganforge.data.dataset import load_dataset
 
         counts = load_dataset(data).labels.bincount(minlength=model.spec.num_classes).tolist()
-        x = model.sampler.seeds(list(range(NUM_SAMPLES)), label_counts=counts)
-    else:
-        x = model.generate(list(range(NUM_SAMPLES)), output="tensor")
+    x = model.generate(list(range(NUM_SAMPLES)), output="tensor", label_counts=counts)
     if grids is not None:
         grids.mkdir(parents=True, exist_ok=True)
         save_png(make_grid(x[:64]), grids / f"{run}.png")

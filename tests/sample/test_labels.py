@@ -45,19 +45,15 @@ def test_noise_request_prefers_an_explicit_label_then_the_counts_then_seed_mod_k
 
 
 class _Recorder:
-    """A stand-in conditional Model: records the labels its sampler is asked for."""
+    """A stand-in conditional Model: records the labels it generates for (as `Model.generate` chooses them)."""
 
     def __init__(self, num_classes: int, class_names: list[str]) -> None:
         self.spec = DataSpec(resolution=8, channels=3, num_classes=num_classes, class_names=class_names)
         self.labels: list[int] = []
-        self.sampler = self
 
-    def seeds(self, seeds, *, batch=64, label_counts=None, **kw):
+    def generate(self, seeds, output="tensor", batch=64, label_counts=None):
         self.labels += noise_request(list(seeds), (2,), self.spec.num_classes, label_counts=label_counts).labels.tolist()
         return torch.zeros(len(seeds), 3, 8, 8)
-
-    def generate(self, seeds, output="tensor", batch=64, **kw):
-        return self.seeds(seeds)
 
 
 def _real(labels: list[int], names: list[str]) -> ImageDataset:

@@ -166,14 +166,19 @@ class Model:
         noise_mode: str = "const",
         output: str = "pil",
         batch: int = 64,
+        label_counts: Sequence[float] | None = None,
     ) -> list[Image.Image] | list[bytes] | torch.Tensor:
         """One image per seed (same seed, same image). output="pil" gives PIL images, "png" PNG bytes,
         "tensor" a float tensor (B, C, H, W) in [-1, 1]. For conditional models, `label` (index or class
-        name) applies to every seed; by default seed s gets class s % num_classes."""
+        name) applies to every seed; else, with `label_counts` (one count per class, e.g. the real data's
+        histogram), each seed's class is drawn with those frequencies, fixed by the seed, as evaluation
+        does; by default seed s gets class s % num_classes."""
         self._need("noise")
         if output not in ("pil", "png", "tensor"):
             raise ValueError("output must be 'pil', 'png' or 'tensor'")
-        x = self.sampler.seeds(seeds, label=self.label_index(label), truncation=trunc, noise_mode=noise_mode, batch=batch)
+        x = self.sampler.seeds(
+            seeds, label=self.label_index(label), truncation=trunc, noise_mode=noise_mode, batch=batch, label_counts=label_counts
+        )
         if output == "tensor":
             return x
         if self.spec.kind != "image":

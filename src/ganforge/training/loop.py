@@ -270,7 +270,7 @@ def _train(
 
     # The family's own half-precision layers (stylegan2's `use_fp16` blocks) compute in fp16 only on CUDA.
     has_fp16 = any(getattr(m, "use_fp16", False) for m in nets.modules())
-    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and amp is None and has_fp16 else ""
+    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and has_fp16 else ""
     say(
         f"training {family.name} on {cfg.data} ({len(data)} {'points' if spec.kind == 'points' else 'images'}"
         f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(engine.amp_dtype)}{own_fp16}) "
