@@ -8,7 +8,7 @@ Every row trains with the real loop for the same number of wall-clock minutes on
 number of the 10 categories the samples cover. A grid of each model's samples is saved beside the JSON.
 Rows run one after another on a quiet machine (never two at once).
 
-    python benchmarks/small_data.py [--minutes 20] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
+    python benchmarks/small_data.py [--minutes 20] [--subset-minutes M] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
 
 JSON keys: stylegan2_fid, dcgan_fid, stylegan2_classes, dcgan_classes, ada_subset_fid, noaug_subset_fid,
 minutes, default_fid, default_classes, default_model.
@@ -33,7 +33,7 @@ SUBSET = 500
 class Row:
     name: str
     model: str
-    budget: str  # "main" (--minutes) or "default" (--default-minutes)
+    budget: str  # "main" (--minutes), "subset" (--subset-minutes) or "default" (--default-minutes)
     family: dict[str, Any] = field(default_factory=dict)
     loop: dict[str, Any] = field(default_factory=dict)
     subset: bool = False  # train on the first 500 images only
@@ -42,12 +42,15 @@ class Row:
 
 ROWS = [
     Row("stylegan2-ada", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="small config, ADA (bgc)"),
+    Row("stylegan2-ada-lean", "stylegan2", "main", {"cfg": "small", "pl_weight": 0, "style_mixing": 0}, {"aug": "ada", "batch": 32},
+        note="small config without path length and style mixing (as the paper's cifar config), ADA"),
     Row("dcgan", "dcgan", "main", note="ganforge defaults"),
-    Row("stylegan2-ada-500", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, subset=True, note="500 images, ADA"),
-    Row("stylegan2-noaug-500", "stylegan2", "main", {"cfg": "small"}, {"batch": 32}, subset=True, note="500 images, no augmentation"),
+    Row("stylegan2-ada-500", "stylegan2", "subset", {"cfg": "small"}, {"aug": "ada", "batch": 32}, subset=True, note="500 images, ADA"),
+    Row("stylegan2-noaug-500", "stylegan2", "subset", {"cfg": "small"}, {"batch": 32}, subset=True, note="500 images, no augmentation"),
     Row("default:dcgan", "dcgan", "default", note="dcgan defaults"),
     Row("default:dcgan-diffaug", "dcgan", "default", {}, {"aug": "diffaugment"}, note="dcgan + DiffAugment"),
     Row("default:dcgan-ada", "dcgan", "default", {}, {"aug": "ada"}, note="dcgan + ADA"),
+    Row("default:dcgan-cond", "dcgan", "default", {}, {"cond": True}, note="class-conditional dcgan (scored with classes at real frequencies)"),
     Row("default:stylegan2-ada", "stylegan2", "default", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="stylegan2 small + ADA"),
 ]
 
@@ -111,6 +114,7 @@ def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     ap = _common.parser(__doc__, quick="1-minute budgets (a smoke run, not a result)")
     ap.add_argument("--minutes", type=float, default=20.0, help="budget of the main rows (stylegan2 vs dcgan, subset)")
+    ap.add_argument("--subset-minutes", type=float, default=0.0, help="budget of the 500-image rows [default: --minutes]")
     ap.add_argument("--default-minutes", type=float, default=5.0, help="budget of the no-argument-default candidates")
     ap.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     ap.add_argument("--grids", type=Path, default=None, help="save a grid of each model's samples here [default: beside --json]")
@@ -119,12 +123,14 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = _common.select(ROWS, args.rows, "row")
     grids = args.grids or (args.json.with_suffix("") if args.json else None)
-    print(f"CPU native bf16: {cpu_has_native_bf16()}; budgets: main {args.minutes} min, default candidates {args.default_minutes} min")
+    print(f"CPU native bf16: {cpu_has_native_bf16()}; budgets: main {args.minutes} min, 500-image rows "
+          f"{args.subset_minutes or args.minutes} min, default candidates {args.default_minutes} min")
     results = []
     done: dict[str, dict[str, Any]] = {}  # identical runs (same settings and budget) are trained once
     with tempfile.TemporaryDirectory(prefix="ganforge-small-data-") as tmp:
         for row in rows:
-            minutes = 1.0 if args.quick else (args.minutes if row.budget == "main" else args.default_minutes)
+            budgets = {"main": args.minutes, "subset": args.subset_minutes or args.minutes, "default": args.default_minutes}
+            minutes = 1.0 if args.quick else budgets[row.budget]
             key = repr((row.model, sorted(row.family.items()), sorted(row.loop.items()), row.subset, minutes))
             if key in done:
                 r = {**done[key], "name": row.name, "note": row.note + " (same run as " + done[key]["name"] + ")"}
@@ -136,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['name']:<24} {r['minutes']:>4.0f} min {r['kimg']:>6.1f} kimg  FD {r['fid']:7.3f}  classes {r['classes']}/10  "
                   f"({r['note']})", flush=True)
     by = {r["name"]: r for r in results}
-    payload: dict[str, Any] = {"benchmark": "small_data", "quick": args.quick, "rows": results, "minutes": args.minutes}
+    payload: dict[str, Any] = {"benchmark": "small_data", "quick": args.quick, "rows": results, "minutes": args.minutes,
+                              "subset_minutes": args.subset_minutes or args.minutes, "default_minutes": args.default_minutes}
     for key, name in (("stylegan2", "stylegan2-ada"), ("dcgan", "dcgan")):
         if name in by:
             payload[f"{key}_fid"], payload[f"{key}_classes"] = by[name]["fid"], by[name]["classes"]
