@@ -11,7 +11,7 @@ Rows run one after another on a quiet machine (never two at once).
     python benchmarks/small_data.py [--minutes 20] [--subset-minutes M] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
 
 JSON keys: stylegan2_fid, dcgan_fid, stylegan2_classes, dcgan_classes, ada_subset_fid, noaug_subset_fid,
-minutes, default_fid, default_classes, default_model.
+minutes, subset_minutes, default_minutes, default_fid, default_classes, default_model.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     ap = _common.parser(__doc__, quick="1-minute budgets (a smoke run, not a result)")
-    ap.add_argument("--minutes", type=float, default=20.0, help="budget of the main rows (stylegan2 vs dcgan, subset)")
+    ap.add_argument("--minutes", type=float, default=20.0, help="budget of the main rows (stylegan2 vs dcgan)")
     ap.add_argument("--subset-minutes", type=float, default=0.0, help="budget of the 500-image rows [default: --minutes]")
     ap.add_argument("--default-minutes", type=float, default=5.0, help="budget of the no-argument-default candidates")
     ap.add_argument("--rows", default="", help="comma-separated row names (default: all)")
@@ -123,13 +123,13 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = _common.select(ROWS, args.rows, "row")
     grids = args.grids or (args.json.with_suffix("") if args.json else None)
-    print(f"CPU native bf16: {cpu_has_native_bf16()}; budgets: main {args.minutes} min, 500-image rows "
-          f"{args.subset_minutes or args.minutes} min, default candidates {args.default_minutes} min")
+    budgets = {"main": args.minutes, "subset": args.subset_minutes or args.minutes, "default": args.default_minutes}
+    print(f"CPU native bf16: {cpu_has_native_bf16()}; budgets: main {budgets['main']} min, 500-image rows "
+          f"{budgets['subset']} min, default candidates {budgets['default']} min")
     results = []
     done: dict[str, dict[str, Any]] = {}  # identical runs (same settings and budget) are trained once
     with tempfile.TemporaryDirectory(prefix="ganforge-small-data-") as tmp:
         for row in rows:
-            budgets = {"main": args.minutes, "subset": args.subset_minutes or args.minutes, "default": args.default_minutes}
             minutes = 1.0 if args.quick else budgets[row.budget]
             key = repr((row.model, sorted(row.family.items()), sorted(row.loop.items()), row.subset, minutes))
             if key in done:
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r['name']:<24} {r['minutes']:>4.0f} min {r['kimg']:>6.1f} kimg  FD {r['fid']:7.3f}  classes {r['classes']}/10  "
                   f"({r['note']})", flush=True)
     by = {r["name"]: r for r in results}
-    payload: dict[str, Any] = {"benchmark": "small_data", "quick": args.quick, "rows": results, "minutes": args.minutes,
-                              "subset_minutes": args.subset_minutes or args.minutes, "default_minutes": args.default_minutes}
+    payload: dict[str, Any] = {"benchmark": "small_data", "quick": args.quick, "rows": results, "minutes": budgets["main"],
+                              "subset_minutes": budgets["subset"], "default_minutes": budgets["default"]}
     for key, name in (("stylegan2", "stylegan2-ada"), ("dcgan", "dcgan")):
         if name in by:
             payload[f"{key}_fid"], payload[f"{key}_classes"] = by[name]["fid"], by[name]["classes"]

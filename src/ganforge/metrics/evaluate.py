@@ -211,11 +211,10 @@ def generator_from_model(
     """Adapt a `ganforge.load(...)` Model: image i is the model's image for seed first_seed + i. For a
     conditional model, `label_counts` (the real data's class histogram, `Evaluator.label_counts`) draws
     each seed's class with the real frequencies; without it, seed s gets class s % num_classes."""
-    counts = {} if label_counts is None else {"label_counts": label_counts}
 
     def fn(start: int, count: int) -> torch.Tensor:
         seeds = list(range(first_seed + start, first_seed + start + count))
-        return model.generate(seeds=seeds, output="tensor", batch=batch, **counts)
+        return model.generate(seeds=seeds, output="tensor", batch=batch, label_counts=label_counts)
 
     return fn
 
