@@ -73,7 +73,7 @@ def test_eval_two_sources_table_and_json(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert (
-        "fd1797[classifier-v1-" in r.output
+        "fd1797[classifier-v2-" in r.output
         and "10/10 classes" in r.output
         and "not the standard FID network" in r.output
     )
@@ -104,7 +104,7 @@ def test_eval_run_appends_to_metrics_jsonl(tmp_path):
         ]
     )
     assert r.exit_code == 0, r.output
-    assert "fd64[classifier-v1-" in r.output
+    assert "fd64[classifier-v2-" in r.output
     assert "caution: FD from 64 generated / 1797 real images is strongly biased at this size" in r.output
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "eval" and last["step"] == 2 and last["num_fake"] == 64 and last["ref"] == "digits"
@@ -152,7 +152,7 @@ def test_eval_notes_files_left_out_of_a_folder(tmp_path):
     args = ["eval", "--real", "digits", "--fake", str(fake), "--extractor", "classifier", "--metrics", "fid", "--quiet"]
     r = run(args)
     assert r.exit_code == 0, r.output
-    assert "fd10[classifier-v1-" in r.output
+    assert "fd10[classifier-v2-" in r.output
     note = next(line for line in r.output.splitlines() if line.startswith("note: 2 file(s)"))
     assert str(fake) in note and "broken.png" in note and "per-file report" in note
     (fake / "broken.png").unlink()

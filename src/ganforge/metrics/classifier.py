@@ -8,7 +8,7 @@ class histogram expose mode collapse directly ("the GAN generates just one digit
 
 Training is deterministic (fixed seed, forked RNG, ordered batches); the network is cached under
 `<cache>/classifiers/` keyed by the dataset's content hash and `CLASSIFIER_VERSION`, as safetensors plus
-JSON (never pickle). Numbers computed with it are labelled `classifier-v1-<dataset hash>`: they compare
+JSON (never pickle). Numbers computed with it are labelled `classifier-v2-<dataset hash>`: they compare
 between runs on the same data, not with papers.
 """
 
@@ -32,7 +32,9 @@ from . import weights as W
 from .cache import _atomic_write, dataset_sha256
 from .extractors import FeatureExtractor
 
-CLASSIFIER_VERSION = 1
+# 2: the head is refit to convergence on the frozen features (version 1's features, so FD/KID/PR are unchanged;
+# class predictions, and with them coverage and class KL, are not; see `_refit_head`).
+CLASSIFIER_VERSION = 2
 INPUT_RES = 32  # every image is resized to this before classification
 FEATURE_DIM = 128
 
@@ -107,8 +109,10 @@ def train_classifier(
     lr: float = 3e-3,
     device: str | torch.device = "cpu",
     holdout: float = 0.1,
+    head_steps: int = 500,
 ) -> TrainedClassifier:
-    """Train deterministically on (1 - holdout) of the labelled data; report accuracy on the held-out rest."""
+    """Train deterministically on (1 - holdout) of the labelled data; report accuracy on the held-out rest.
+    Then the head is refit to convergence on the frozen features (`_refit_head`)."""
     if ds.labels is None or ds.num_classes < 2:
         raise DataError(
             f"the classifier extractor needs labelled data with at least 2 classes; '{ds.name or 'the dataset'}' has "
@@ -144,6 +148,7 @@ def train_classifier(
         opt.step()
         sched.step()
     net.eval().requires_grad_(False)
+    _refit_head(net, x_all[train_idx], y_all[train_idx], dev, head_steps)
     acc = float("nan")
     if n_test:
         with torch.inference_mode():
@@ -161,12 +166,36 @@ def train_classifier(
         "class_names": list(ds.class_names),
         "seed": seed,
         "steps": steps,
+        "head_steps": head_steps,
         "train_images": int(train_idx.numel()),
         "heldout_images": int(n_test),
         "heldout_accuracy": acc,
         "train_seconds": round(time.perf_counter() - t0, 2),
     }
     return TrainedClassifier(net.cpu(), meta)
+
+
+def _refit_head(net: SmallClassifier, x: torch.Tensor, y: torch.Tensor, dev: torch.device, steps: int) -> None:
+    """Refit the linear head on the frozen 128-D features, full-batch, to convergence (Adam, `steps` steps).
+
+    300 minibatch steps with label smoothing train the features well but leave the head short of
+    convergence on rare classes: on emoji, whose `Component` class is 5 skin-tone swatches among 3,786
+    images, version 1 predicted `Component` for none of the real images, so class coverage topped out
+    at 9/10 even for the data itself. The body, and so every feature (FD, KID, precision/recall), is
+    unchanged by this; only the predictions (coverage, class KL) are."""
+    if steps <= 0:
+        return
+    with torch.no_grad():
+        feats = torch.cat([net(x[i : i + 512].to(dev))[0] for i in range(0, x.shape[0], 512)])
+    y = y.to(dev)
+    head = net.head.requires_grad_(True)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = F.cross_entropy(head(feats), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    head.requires_grad_(False)
 
 
 def classifier_path(ds_hash: str, cache: str | os.PathLike | None = None, name: str = "") -> Path:
