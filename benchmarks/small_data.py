@@ -6,6 +6,9 @@ Every row trains with the real loop for the same number of wall-clock minutes on
 `--max-minutes`), then generates 2,000 images from seeds and scores them with ganforge's emoji classifier
 (offline): the Fréchet distance of classifier features to the full real set (lower is better) and the
 number of the 10 categories the samples cover. A grid of each model's samples is saved beside the JSON.
+The `real-data` row scores 2,000 real emoji the same way: the ceiling of both numbers. Conditional rows
+(`--cond`, `--class-balance`) need labels, so they are options for labelled data, not candidates for
+the no-argument default.
 Rows run one after another on a quiet machine (never two at once).
 
     python benchmarks/small_data.py [--minutes 20] [--subset-minutes M] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
@@ -41,17 +44,22 @@ class Row:
 
 
 ROWS = [
-    Row("stylegan2-ada", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="small config, ADA (bgc)"),
-    Row("stylegan2-ada-lean", "stylegan2", "main", {"cfg": "small", "pl_weight": 0, "style_mixing": 0}, {"aug": "ada", "batch": 32},
-        note="small config without path length and style mixing (as the paper's cifar config), ADA"),
-    Row("dcgan", "dcgan", "main", note="ganforge defaults"),
-    Row("stylegan2-ada-500", "stylegan2", "subset", {"cfg": "small"}, {"aug": "ada", "batch": 32}, subset=True, note="500 images, ADA"),
-    Row("stylegan2-noaug-500", "stylegan2", "subset", {"cfg": "small"}, {"batch": 32}, subset=True, note="500 images, no augmentation"),
+    # The real images themselves, scored like a generator: the ceiling of both numbers on this data.
+    Row("real-data", "", "none", note="2,000 real emoji scored as samples: the best a generator can do"),
     Row("default:dcgan", "dcgan", "default", note="dcgan defaults"),
     Row("default:dcgan-diffaug", "dcgan", "default", {}, {"aug": "diffaugment"}, note="dcgan + DiffAugment"),
     Row("default:dcgan-ada", "dcgan", "default", {}, {"aug": "ada"}, note="dcgan + ADA"),
-    Row("default:dcgan-cond", "dcgan", "default", {}, {"cond": True}, note="class-conditional dcgan (scored with classes at real frequencies)"),
     Row("default:stylegan2-ada", "stylegan2", "default", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="stylegan2 small + ADA"),
+    # Conditional rows need labels, so they are options for labelled data, not candidates for the default.
+    Row("dcgan-cond", "dcgan", "default", {}, {"cond": True}, note="--cond (classes drawn at the real frequencies)"),
+    Row("dcgan-cond-balanced", "dcgan", "default", {}, {"cond": True, "class_balance": 0.5},
+        note="--cond --class-balance 0.5 (rare classes drawn more often in training)"),
+    Row("stylegan2-ada-500", "stylegan2", "subset", {"cfg": "small"}, {"aug": "ada", "batch": 32}, subset=True, note="500 images, ADA"),
+    Row("stylegan2-noaug-500", "stylegan2", "subset", {"cfg": "small"}, {"batch": 32}, subset=True, note="500 images, no augmentation"),
+    Row("dcgan", "dcgan", "main", note="ganforge defaults"),
+    Row("stylegan2-ada", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="small config, ADA (bgc)"),
+    Row("stylegan2-ada-lean", "stylegan2", "main", {"cfg": "small", "pl_weight": 0, "style_mixing": 0}, {"aug": "ada", "batch": 32},
+        note="small config without path length and style mixing (as the paper's cifar config), ADA"),
 ]
 
 
@@ -73,10 +81,36 @@ def subset_archive(tmp: Path) -> str:
     return str(path)
 
 
+def score(x: Any) -> dict[str, Any]:
+    """Classifier FD against the full real set and class coverage of samples `x` (float, [-1, 1])."""
+    from ganforge.metrics import evaluate
+
+    scores = evaluate(x, "emoji", metrics="fid,coverage", extractor="classifier", progress=False)
+    fid = next(v for k, v in scores.items() if k.startswith(("fid", "fd")) and isinstance(v, float))
+    return {
+        "fid": round(float(fid), 3), "classes": int(scores["classes_covered"]), "class_kl": round(float(scores["class_kl"]), 4),
+        "scores": {k: v for k, v in scores.items() if isinstance(v, (int, float, str))},
+    }
+
+
+def real_row(row: Row, grids: Path | None) -> dict[str, Any]:
+    import numpy as np
+
+    from ganforge.data.dataset import load_dataset
+    from ganforge.sample.grid import make_grid, save_png
+
+    ds = load_dataset("emoji")
+    idx = np.random.default_rng(1).permutation(len(ds))[:NUM_SAMPLES]
+    x = ds.images[idx].float() / 127.5 - 1
+    if grids is not None:
+        grids.mkdir(parents=True, exist_ok=True)
+        save_png(make_grid(x[:64]), grids / "real-data.png")
+    return {"name": row.name, "model": "", "note": row.note, "minutes": 0.0, "steps": 0, "kimg": 0.0, **score(x)}
+
+
 def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str, Any]:
     import ganforge
     from ganforge.config import TrainConfig
-    from ganforge.metrics import evaluate
     from ganforge.sample.grid import make_grid, save_png
     from ganforge.training.loop import train
 
@@ -101,13 +135,10 @@ def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str
         save_png(make_grid(x[:64]), grids / f"{run}.png")
     # Scored against the full real set in every row (the subset rows too): the question is how well the
     # model learned the whole distribution from what it saw.
-    scores = evaluate(x, "emoji", metrics="fid,coverage", extractor="classifier", progress=False)
-    fid = next(v for k, v in scores.items() if k.startswith(("fid", "fd")) and isinstance(v, float))
     return {
         "name": row.name, "model": row.model, "family": row.family, "loop": row.loop, "subset": row.subset, "note": row.note,
         "minutes": minutes, "train_wall_s": round(wall, 1), "steps": res.step, "kimg": round(res.step * cfg.batch / 1000, 1),
-        "fid": round(float(fid), 3), "classes": int(scores["classes_covered"]), "class_kl": round(float(scores["class_kl"]), 4),
-        "aug_p": res.last.get("aug_p"), "scores": {k: v for k, v in scores.items() if isinstance(v, (int, float, str))},
+        "aug_p": res.last.get("aug_p"), **score(x),
     }
 
 
@@ -130,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     done: dict[str, dict[str, Any]] = {}  # identical runs (same settings and budget) are trained once
     with tempfile.TemporaryDirectory(prefix="ganforge-small-data-") as tmp:
         for row in rows:
-            minutes = 1.0 if args.quick else budgets[row.budget]
+            minutes = 1.0 if args.quick else budgets.get(row.budget, 0.0)
             key = repr((row.model, sorted(row.family.items()), sorted(row.loop.items()), row.subset, minutes))
-            if key in done:
+            if not row.model:
+                r = real_row(row, grids)
+            elif key in done:
                 r = {**done[key], "name": row.name, "note": row.note + " (same run as " + done[key]["name"] + ")"}
             else:
                 r = done[key] = run_row(row, minutes, Path(tmp), grids)

@@ -107,6 +107,7 @@ def test_dry_run_prints_config(tmp_path):
         (["train", "--set", "ngf=abc"], "bad value for ngf"),
         (["train", "--resolution", "24", "--steps", "1"], "power-of-two resolution"),
         (["train", "--run", "x", "--resume"], "no run to resume"),
+        (["train", "--class-balance", "2", "--steps", "1"], "class_balance = 2.0 is out of range"),
         (["generate", "/nonexistent/run"], "no run at /nonexistent/run"),
         (["info", "/nonexistent/run"], "no run at /nonexistent/run"),
     ],

@@ -39,6 +39,7 @@ _LOOP_OPTIONS = [
     "batch",
     "batch_gpu",
     "cond",
+    "class_balance",
     "xflip",
     "aug",
     "aug_p",
@@ -116,6 +117,12 @@ def _families_epilog() -> str:
     help="Adversarial loss (families that offer a choice).",
 )
 @click.option("--cond/--no-cond", default=_D.cond, help="Class-conditional training on the dataset's labels.")
+@click.option(
+    "--class-balance",
+    type=float,
+    default=_D.class_balance,
+    help="Draw rare classes of a labelled set more often: class c in proportion to count^(1-this); 0 as in the data, 0.5 by the square root of its size, 1 every class equally.",
+)
 @click.option("--xflip/--no-xflip", default=_D.xflip, help="Mirror real images at random.")
 @click.option(
     "--aug",

@@ -33,6 +33,7 @@ class TrainConfig:
     batch: int = 64  # images per step (the global batch: under torchrun, split over the processes)
     batch_gpu: int = 0  # images per forward/backward pass on each process (gradient accumulation); 0: all at once
     cond: bool = False  # class-conditional training on the dataset's labels
+    class_balance: float = 0.0  # draw class c in proportion to count_c^(1 - this): 0 as in the data, 1 evenly
     xflip: bool = False  # mirror real images at random (doubles the data for left-right symmetric sets)
     aug: str = "none"  # augmentation of every image D sees: none | ada (adaptive p) | fixed (p = aug_p) | diffaugment
     aug_p: float = 0.0  # augmentation probability: ADA's starting p, or the fixed p
@@ -105,6 +106,7 @@ class TrainConfig:
             ("batch_gpu", self.batch_gpu >= 0, "0 (off) or more"),
             ("aug", self.aug in AUGMENTATIONS, " | ".join(AUGMENTATIONS)),
             ("aug_p", 0 <= self.aug_p <= 1, "from 0 to 1"),
+            ("class_balance", 0 <= self.class_balance <= 1, "from 0 (the data's class frequencies) to 1 (every class equally)"),
             ("aug_target", 0 <= self.aug_target <= 1, "from 0 to 1"),
             ("aug_kimg", self.aug_kimg > 0, "more than 0"),
             ("run", self.run is None or bool(self.run.strip()), "a run name, or none"),

@@ -48,6 +48,20 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, tiny_data, x
             assert torch.equal(ta[k], tb[k]), k
 
 
+def test_class_balanced_run_resumes_exactly_and_needs_labels(tmp_path, tiny_data, tiny_labelled_data):
+    kw = dict(steps=4, cond=True, class_balance=1.0)
+    a = train(tiny_config(tmp_path, tiny_labelled_data, run="a", **kw), progress=False)
+    b1 = train(tiny_config(tmp_path, tiny_labelled_data, run="b", **kw), progress=False, stop_at=2)
+    b2 = train(tiny_config(tmp_path, tiny_labelled_data, run="b", **kw), resume=True, explicit=set(), progress=False)
+    assert b1.step == 2 and b2.step == 4
+    ta, tb = _final_tensors(a.run_dir), _final_tensors(b2.run_dir)
+    assert all(torch.equal(ta[k], tb[k]) for k in ta if k.startswith("net/"))
+    with pytest.raises(ConfigError, match="has no labels; drop --class-balance"):
+        train(tiny_config(tmp_path, tiny_data, run="c", class_balance=0.5), progress=False)
+    with pytest.raises(ConfigError, match="class_balance"):
+        tiny_config(tmp_path, tiny_labelled_data, class_balance=1.5).validate()
+
+
 def test_resume_refuses_changed_config(tmp_path, tiny_data):
     train(tiny_config(tmp_path, tiny_data, steps=2), progress=False)
     with pytest.raises(ConfigError, match="batch=8, not 4"):

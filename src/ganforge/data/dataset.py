@@ -46,8 +46,13 @@ class ImageDataset:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def stream(self, batch: int, seed: int, *, xflip: bool = False) -> BatchStream:
-        return single_stream(self, batch, seed, xflip)
+    def stream(self, batch: int, seed: int, *, xflip: bool = False, class_balance: float = 0.0) -> BatchStream:
+        weights = None
+        if class_balance:
+            if self.labels is None:
+                raise DataError(f"--class-balance draws classes evenly, and {self.name or 'this dataset'} has no labels; drop it")
+            weights = class_weights(self.labels, class_balance)
+        return single_stream(self, batch, seed, xflip, weights)
 
     def preview(self, n: int) -> Batch:
         """The first n images (and labels): fixed real examples for diagnostics."""
@@ -172,19 +177,31 @@ class PointDataset:
         return {"points": self.points[idx]}
 
 
+def class_weights(labels: torch.Tensor, power: float) -> torch.Tensor:
+    """Per-example sampling weights under which class c is drawn with probability proportional to
+    count_c ** (1 - power): 0 keeps the data's class frequencies, 0.5 draws classes by the square root of
+    their size (a 5-image class of 3,786 goes from 0.13 % of the batches to 1.4 %), 1 draws every class
+    equally often."""
+    counts = torch.bincount(labels.cpu()).double()
+    return counts[labels.cpu()].pow(-float(power))
+
+
 class BatchSampler:
     """Shuffled epochs of indices, deterministic from (seed, epoch) so that a resumed run sees the
-    same batches as an uninterrupted one. Its whole state is (epoch, position)."""
+    same batches as an uninterrupted one. Its whole state is (epoch, position). With `weights`, an
+    epoch is n indices drawn with replacement in proportion to them (class-balanced sampling)."""
 
-    def __init__(self, n: int, batch: int, seed: int) -> None:
+    def __init__(self, n: int, batch: int, seed: int, weights: torch.Tensor | None = None) -> None:
         if n <= 0:
             raise DataError("the dataset is empty")
-        self.n, self.batch_size, self.seed = n, batch, seed
+        self.n, self.batch_size, self.seed, self.weights = n, batch, seed, weights
         self.epoch, self.pos = 0, 0
         self._perm = self._permutation(0)
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        if self.weights is not None:
+            return torch.multinomial(self.weights, self.n, replacement=True, generator=g)
         return torch.randperm(self.n, generator=g)
 
     def next(self) -> torch.Tensor:
@@ -247,9 +264,9 @@ class BatchStream:
                 s.load_state_dict(state[k])
 
 
-def single_stream(ds: Any, batch: int, seed: int, xflip: bool) -> BatchStream:
+def single_stream(ds: Any, batch: int, seed: int, xflip: bool, weights: torch.Tensor | None = None) -> BatchStream:
     """The stream of a dataset that draws one index per example (everything but unpaired domains)."""
-    return BatchStream({"": BatchSampler(len(ds), batch, seed)}, lambda idx: ds.batch(idx[""], xflip=xflip))
+    return BatchStream({"": BatchSampler(len(ds), batch, seed, weights)}, lambda idx: ds.batch(idx[""], xflip=xflip))
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:

@@ -181,6 +181,8 @@ def _train(
         )
     if cfg.cond and getattr(data, "num_classes", 0) == 0:
         raise ConfigError(f"--cond needs labelled data, and {cfg.data} has no labels; prepare it with labels or drop --cond")
+    if cfg.class_balance and getattr(data, "labels", None) is None:
+        raise ConfigError(f"--class-balance draws the classes of a labelled set, and {cfg.data} has no labels; drop --class-balance")
     spec = data.spec(conditional=cfg.cond)
     data = data.to(device)
 
@@ -211,7 +213,9 @@ def _train(
     engine.set_augment(cfg.aug, p=cfg.aug_p, target=cfg.aug_target, kimg=cfg.aug_kimg, batch=cfg.batch)
     distributed.broadcast_module(nets, group)  # equal already (same seed); made certain
     opts = family.optimizers(nets, fam_cfg)
-    stream = data.stream(cfg.batch, cfg.seed, xflip=cfg.xflip)
+    stream = data.stream(cfg.batch, cfg.seed, xflip=cfg.xflip, **({"class_balance": cfg.class_balance} if cfg.class_balance else {}))
+    if cfg.class_balance:
+        say(_class_balance_line(data, cfg.class_balance))
     if group.active:
         stream.shard(group.rank, group.world_size)  # this process's slice of every global batch
     step, nimg, elapsed, lr_scale = 0, 0, 0.0, 1.0
@@ -407,6 +411,20 @@ def _train(
             tb.close()
     result.step = step
     return result
+
+
+def _class_balance_line(data: Any, power: float) -> str:
+    """What --class-balance does to the rarest class: its share of the batches, before and after."""
+    labels = data.labels.cpu()
+    counts = torch.bincount(labels).double()
+    shares = counts.pow(1.0 - power) * (counts > 0)
+    shares, base = shares / shares.sum(), counts / counts.sum()
+    rare = int(torch.where(counts > 0, counts, counts.max() + 1).argmin())
+    name = data.class_names[rare] if rare < len(data.class_names) else str(rare)
+    return (
+        f"class balance {power:g}: the rarest class, {name} ({int(counts[rare])} images), is drawn in "
+        f"{100 * shares[rare]:.2f} % of the batches instead of {100 * base[rare]:.2f} %"
+    )
 
 
 def _load_pretrained(family: Any, nets: torch.nn.ModuleDict, source: str, spec: Any) -> str:
