@@ -182,8 +182,8 @@ def class_weights(labels: torch.Tensor, power: float) -> torch.Tensor:
     count_c ** (1 - power): 0 keeps the data's class frequencies, 0.5 draws classes by the square root of
     their size (a 5-image class of 3,786 goes from 0.13 % of the batches to 1.4 %), 1 draws every class
     equally often."""
-    counts = torch.bincount(labels.cpu()).double()
-    return counts[labels.cpu()].pow(-float(power))
+    labels = labels.cpu()
+    return torch.bincount(labels).double()[labels].pow(-float(power))
 
 
 class BatchSampler:

@@ -27,7 +27,7 @@ import torch
 from .. import checkpoint as ckpt
 from .. import distributed
 from ..config import TrainConfig
-from ..data.dataset import load_dataset, shadowed_builtin
+from ..data.dataset import class_weights, load_dataset, shadowed_builtin
 from ..device import precision_name, select_device, select_precision
 from ..errors import ConfigError, GanforgeError
 from ..families.build import build_model
@@ -417,13 +417,13 @@ def _class_balance_line(data: Any, power: float) -> str:
     """What --class-balance does to the rarest class: its share of the batches, before and after."""
     labels = data.labels.cpu()
     counts = torch.bincount(labels).double()
-    shares = counts.pow(1.0 - power) * (counts > 0)
-    shares, base = shares / shares.sum(), counts / counts.sum()
+    w = class_weights(labels, power)
+    shares = torch.zeros_like(counts).index_add_(0, labels, w) / w.sum()  # the sampler's class shares
     rare = int(torch.where(counts > 0, counts, counts.max() + 1).argmin())
     name = data.class_names[rare] if rare < len(data.class_names) else str(rare)
     return (
         f"class balance {power:g}: the rarest class, {name} ({int(counts[rare])} images), is drawn in "
-        f"{100 * shares[rare]:.2f} % of the batches instead of {100 * base[rare]:.2f} %"
+        f"{100 * shares[rare]:.2f} % of the batches instead of {100 * counts[rare] / counts.sum():.2f} %"
     )
 
 
