@@ -6,19 +6,31 @@ minutes per evaluation. For labelled data (digits, emoji) a classifier trained o
 and (b) class predictions for generated images, so that class coverage and the KL divergence of the
 class histogram expose mode collapse directly ("the GAN generates just one digit").
 
-Training is deterministic (fixed seed, forked RNG, ordered batches); the network is cached under
-`<cache>/classifiers/` keyed by the dataset's content hash and `CLASSIFIER_VERSION`, as safetensors plus
-JSON (never pickle). Numbers computed with it are labelled `classifier-v2-<dataset hash>`: they compare
-between runs on the same data, not with papers.
+One score on every machine: training is deterministic on one machine (fixed seed, forked RNG, ordered
+batches) but not across machines, whose CPU kernels (AVX2, AVX-512, AMX) round float32 differently. So
+- the built-in labelled sets (`SHIPPED_CLASSIFIERS`: emoji, digits, digits16) use weights trained once by
+  `scripts/train_classifiers.py` and shipped in the package (`ganforge/builtin/classifiers/`), checked
+  against the sha256 recorded here and never retrained; a dataset gets them only when its content hash is
+  the recorded one, so a modified copy trains its own;
+- scoring runs in float64 (`ClassifierExtractor`), so the features agree across CPUs and thread counts
+  to float32 rounding and FD/KID computed from them to ~1e-6. It costs about 4x the float32 time,
+  which for this tiny network is ~0.2 s instead of ~0.05 s per 2,000 images on a 2-core CPU.
+Other labelled data trains a classifier on first use, cached under `<cache>/classifiers/` keyed by the
+dataset's content hash and `CLASSIFIER_VERSION`, as safetensors plus JSON (never pickle). Numbers computed
+with it are labelled `classifier-v2-<weights sha256 prefix>`, the prefix of the weights' safetensors file
+checksum: they compare between runs scored with the same weights, not with papers.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import math
 import os
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +46,35 @@ from .extractors import FeatureExtractor
 
 # 2: the head is refit to convergence on the frozen features (version 1's features, so FD/KID/PR are unchanged;
 # class predictions, and with them coverage and class KL, are not; see `_refit_head`).
+# Shipped weights and float64 scoring came without a new version: the extractor's name carries the weights'
+# checksum (`classifier-v2-<sha256[:8]>`), so results and cached real statistics tell them apart anyway.
 CLASSIFIER_VERSION = 2
 INPUT_RES = 32  # every image is resized to this before classification
 FEATURE_DIM = 128
+
+# The weights shipped for the built-in labelled sets, written once by scripts/train_classifiers.py (which
+# prints these entries) to ganforge/builtin/classifiers/<name>-v<CLASSIFIER_VERSION>.safetensors + .json.
+# "dataset": the content hash (images + labels, `dataset_sha256`) of the data they are for: only that exact
+# data gets them, whatever its name; "weights" / "meta": sha256 of the .safetensors / .json files. "weights"
+# is also the extractor's `weights_sha256` and its prefix is in the extractor's name.
+SHIPPED_CLASSIFIERS: dict[str, dict[str, str]] = {
+    "emoji": {
+        "dataset": "6e53e91ac8aabe1e9b0127b9764aeb93f970d2a6ec31644359e8413ec962c5c4",
+        "weights": "640a04780a46f9b2f512e06fca942c00fbae34d4a145821e224b8667e9074dcc",
+        "meta": "1eb0526245adc99baa0057413d4e77209a9289d1d4d6d9103e78905d8addf709",
+    },
+    "digits": {
+        "dataset": "34e301757f51531cef23fd9639f06013263ab3c71c60b51754c63a05ed143e58",
+        "weights": "402d6ecee5c124b685cc176420b76493bb7d9d8e32a3782d6ae2242e21ac93a6",
+        "meta": "8cd0d16b5b3a5ccc4f91bbabaa2735bfc0f4a25eda5595ecb852eb2e2fb74066",
+    },
+    "digits16": {
+        "dataset": "a7278ec8057ff8ca316729127c491953c051418f02109abf8f3ad3c7118ce13e",
+        "weights": "2cba547cc21ab089ae2423c52ce8c905c54157075ec675d07a8ef33da32bf912",
+        "meta": "e8d7bb7f6255b37688d0b4ba56fbb1affb50333eb6c7b1671481fdea55794017",
+    },
+}
+SHIPPED_DATASETS = ("emoji", "digits", "digits16")  # the built-in labelled sets, as `load_dataset` names them
 
 
 class SmallClassifier(nn.Module):
@@ -64,13 +102,14 @@ class SmallClassifier(nn.Module):
         return feats, self.head(feats)
 
 
-def preprocess(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float (B, channels, 32, 32) in [-1, 1]: the same path for real and generated images."""
-    x = images.float()
+def preprocess(images: torch.Tensor, channels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> `dtype` (B, channels, 32, 32) in [-1, 1]: the same path for real and generated images
+    (float32 for training, float64 for scoring)."""
+    x = images.to(dtype)
     c = x.shape[1]
     if c != channels:
         if channels == 1 and c == 3:
-            x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(
+            x = (x * torch.tensor([0.299, 0.587, 0.114], dtype=dtype, device=x.device).view(1, 3, 1, 1)).sum(
                 1, keepdim=True
             )  # BT.601 luma
         elif channels == 3 and c == 1:
@@ -203,11 +242,23 @@ def classifier_path(ds_hash: str, cache: str | os.PathLike | None = None, name: 
     return W.cache_dir(cache) / "classifiers" / f"{label}-{ds_hash[:16]}-v{CLASSIFIER_VERSION}.safetensors"
 
 
+def _state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+
+
+def weights_sha256(net: nn.Module) -> str:
+    """sha256 of the network's weights as the safetensors file `save_classifier` writes (its tensors in a fixed
+    order, no metadata): for shipped weights this is the file's own checksum."""
+    from safetensors.torch import save
+
+    return hashlib.sha256(save(_state(net))).hexdigest()
+
+
 def save_classifier(path: Path, clf: TrainedClassifier) -> None:
     from safetensors.torch import save
 
-    state = {k: v.contiguous() for k, v in clf.net.state_dict().items()}
-    _atomic_write(path, lambda f: f.write(save(state)))
+    data = save(_state(clf.net))
+    _atomic_write(path, lambda f: f.write(data))
     _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(clf.meta, indent=1).encode()))
 
 
@@ -229,6 +280,48 @@ def load_classifier(path: Path, expect_hash: str | None = None) -> TrainedClassi
     return TrainedClassifier(net.eval().requires_grad_(False), meta)
 
 
+def shipped_dir() -> Path:
+    """The folder of the shipped classifier weights inside the installed package."""
+    return Path(str(resources.files("ganforge.builtin") / "classifiers"))
+
+
+def shipped_path(name: str, directory: str | os.PathLike | None = None) -> Path:
+    return Path(directory or shipped_dir()) / f"{name}-v{CLASSIFIER_VERSION}.safetensors"
+
+
+def shipped_name(ds_hash: str) -> str | None:
+    """The built-in set whose shipped weights are for data with content hash `ds_hash`, if any."""
+    return next((name for name, e in SHIPPED_CLASSIFIERS.items() if e["dataset"] == ds_hash), None)
+
+
+def load_shipped_classifier(name: str, directory: str | os.PathLike | None = None) -> tuple[TrainedClassifier, Path]:
+    """The shipped classifier for the built-in set `name`, its files checked against the recorded sha256.
+    A missing or altered file is a damaged installation: one clear line, never a silent retrain."""
+    from safetensors.torch import load
+
+    entry = SHIPPED_CLASSIFIERS[name]
+    path = shipped_path(name, directory)
+    files = {}
+    for key, p in (("weights", path), ("meta", path.with_suffix(".json"))):
+        try:
+            files[key] = p.read_bytes()
+        except OSError:
+            raise DataError(
+                f"the classifier weights shipped with ganforge for '{name}' are missing ({p}): the installation "
+                "is damaged; reinstall ganforge (pip install --force-reinstall ganforge)"
+            ) from None
+        got = hashlib.sha256(files[key]).hexdigest()
+        if got != entry[key]:
+            raise DataError(
+                f"{p} fails its checksum (sha256 {got[:16]}..., expected {entry[key][:16]}...): the classifier "
+                "weights shipped with ganforge are damaged; reinstall ganforge (pip install --force-reinstall ganforge)"
+            )
+    meta = json.loads(files["meta"])
+    net = SmallClassifier(int(meta["channels"]), int(meta["num_classes"]))
+    net.load_state_dict(load(files["weights"]))
+    return TrainedClassifier(net.eval().requires_grad_(False), meta), path
+
+
 def get_classifier(
     ds: ImageDataset,
     *,
@@ -237,8 +330,14 @@ def get_classifier(
     device: str | torch.device = "cpu",
     ds_hash: str | None = None,
 ) -> tuple[TrainedClassifier, Path, bool]:
-    """The classifier for `ds`: from the cache, else trained now and cached. Returns (classifier, path, trained)."""
+    """The classifier for `ds`: the shipped one for a built-in labelled set (never retrained, `retrain` or not:
+    those weights define its scores), else from the cache, else trained now and cached.
+    Returns (classifier, path, trained)."""
     ds_hash = ds_hash or dataset_sha256(ds.images, ds.labels)
+    name = shipped_name(ds_hash)
+    if name is not None:
+        clf, path = load_shipped_classifier(name)
+        return clf, path, False
     path = classifier_path(ds_hash, cache, ds.name)
     clf = None if retrain else load_classifier(path, ds_hash)
     if clf is not None:
@@ -249,7 +348,14 @@ def get_classifier(
 
 
 class ClassifierExtractor(FeatureExtractor):
-    """Features = the classifier's 128-D hidden layer; logits over the dataset's classes."""
+    """Features = the classifier's 128-D hidden layer; logits over the dataset's classes.
+
+    Scoring runs in float64: float32 conv and matmul kernels differ between CPUs (AVX2, AVX-512, AMX) and
+    thread counts in the last bits, float64 ones only around 1e-16, so the float32 features returned agree
+    on every machine (but for a rare last-bit rounding tie) and FD/KID from them to ~1e-6. The network has no
+    reductions but its convolutions' and linear layers' dot products (BatchNorm is an affine map in eval
+    mode), so nothing else depends on the kernels. On CUDA it runs in float64 too (expected to agree with the
+    CPU likewise; not covered by the tests); on MPS, which has no float64, it runs on the CPU."""
 
     resize = f"bilinear-antialias-{INPUT_RES}"
     dim = FEATURE_DIM
@@ -258,13 +364,14 @@ class ClassifierExtractor(FeatureExtractor):
     def __init__(self, clf: TrainedClassifier, *, device: str | torch.device = "cpu") -> None:
         self.meta = clf.meta
         self.device = torch.device(device)
-        self.net = clf.net.to(self.device)
+        if self.device.type not in ("cpu", "cuda"):
+            self.device = torch.device("cpu")  # MPS has no float64; the network is small enough for any CPU
+        self.weights_sha256 = weights_sha256(clf.net)  # of the float32 weights, as stored
+        self.net = copy.deepcopy(clf.net).to(self.device, torch.float64).eval().requires_grad_(False)
         self.channels = int(clf.meta["channels"])
         self.num_classes = int(clf.meta["num_classes"])
         self.class_names = list(clf.meta.get("class_names", []))
-        h = str(clf.meta["dataset_sha256"])
-        self.name = f"classifier-v{CLASSIFIER_VERSION}-{h[:8]}"
-        self.weights_sha256 = _state_sha256(self.net)
+        self.name = f"classifier-v{CLASSIFIER_VERSION}-{self.weights_sha256[:8]}"
 
     @classmethod
     def for_dataset(
@@ -280,15 +387,5 @@ class ClassifierExtractor(FeatureExtractor):
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            feats, logits = self.net(preprocess(images.to(self.device), self.channels))
+            feats, logits = self.net(preprocess(images.to(self.device), self.channels, torch.float64))
         return {"features": feats.float().cpu(), "logits": logits.float().cpu()}
-
-
-def _state_sha256(net: nn.Module) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for k, v in sorted(net.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
