@@ -17,8 +17,9 @@ from .cli import main
 def import_(network: str, run: str | None, runs_dir: str, overwrite: bool) -> None:
     """Import an NVlabs StyleGAN2-ADA network pickle (network-snapshot-*.pkl, ffhq.pkl, ...) as a run.
 
-    The file is read as data: its embedded Python source is never run, and a pickle that holds anything
-    but network data is refused. Then generate, mix, project, eval and serve use the run like any other,
+    Networks from stylegan2-ada-pytorch and the stylegan3 repository's --cfg=stylegan2 are read; StyleGAN3
+    (alias-free) generators are refused. The file is read as data: its embedded Python source is never run,
+    and a pickle that holds anything but network data is refused. Then generate, mix, project, eval and serve use the run like any other,
     and `train --resume-from NETWORK.pkl` fine-tunes from it."""
     from .interop.nvlabs import import_network
 
