@@ -211,13 +211,46 @@ def test_out_with_an_image_suffix_needs_grid(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "fmt"), [("grid.jpg", "JPEG"), ("grid.JPEG", "JPEG"), ("grid.webp", "WEBP"), ("g.png", "PNG")]
+    ("name", "fmt"),
+    [
+        ("grid.jpg", "JPEG"), ("grid.JPEG", "JPEG"), ("grid.webp", "WEBP"), ("g.png", "PNG"), ("g.bmp", "BMP"),
+        ("g.tif", "TIFF"), ("g.tiff", "TIFF"),
+    ],
 )
 def test_grid_out_is_the_file_in_its_format(run_dir, tmp_path, name, fmt):
+    # Regression (issue 24): --grid --out g.bmp made a folder g.bmp/ with a PNG in it.
     r = invoke(["generate", str(run_dir), "--seeds", "0-3", "--grid", "--out", str(tmp_path / name)])
     assert r.exit_code == 0, r.output
     assert (tmp_path / name).is_file()
     assert Image.open(tmp_path / name).format == fmt
+
+
+@pytest.mark.parametrize("name", ["g.gif", "g.GIF", "g.ico", "g.ppm"])
+def test_grid_out_with_an_image_suffix_it_is_not_written_as_is_refused(run_dir, tmp_path, name):
+    out = assert_one_line_error(
+        invoke(["generate", str(run_dir), "--seeds", "0-3", "--grid", "--out", str(tmp_path / name)]),
+        "a grid is not written as",
+    )
+    assert ".png" in out and ".bmp" in out
+    assert_named_options_exist("generate", out)
+    assert not (tmp_path / name).exists()
+    assert_one_line_error(
+        invoke(["generate", str(run_dir), "--seeds", "0-3", "--out", str(tmp_path / name)]), "names a file"
+    )
+
+
+@pytest.mark.parametrize("psi", ["1e30", "-1e30", "2.5", "-3", "nan", "inf", "-inf"])
+def test_trunc_out_of_range_is_refused_as_the_api_does(run_dir, tmp_path, psi):
+    # Regression (issue 24): --trunc 1e30 saturated silently; the studio's API refuses psi outside [-2, 2].
+    from ganforge.serve.params import PSI_RANGE
+
+    assert cli_train.PSI_RANGE == PSI_RANGE
+    out = assert_one_line_error(
+        invoke(["generate", str(run_dir), "--seeds", "0", "--trunc", psi, "--out", str(tmp_path / "o")]),
+        "is out of range: truncation psi goes from -2 to 2",
+    )
+    assert_named_options_exist("generate", out)
+    assert not (tmp_path / "o").exists()
 
 
 def test_grid_into_an_existing_folder(run_dir, tmp_path):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
+from . import vocab
 from .cli import main, parse_seeds
 from .config import TrainConfig, apply_overrides, family_config_from_dict
 from .errors import ConfigError
@@ -23,8 +24,17 @@ from .registry import family_names, get_family
 if TYPE_CHECKING:
     import torch
 
-# An --out ending in one of these is an image file (== the keys of sample.grid.IMAGE_FORMATS, without torch).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+# A --grid --out ending in one of these is written as that image file, in PIL's format for it.
+GRID_FORMATS = {
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+}
+IMAGE_SUFFIXES = tuple(GRID_FORMATS)
+# Other suffixes that name image files (PIL reads them, a grid is not written as them): refused as --out,
+# rather than made into a folder called g.gif/.
+OTHER_IMAGE_SUFFIXES = (
+    ".gif", ".apng", ".ico", ".jp2", ".j2k", ".tga", ".ppm", ".pgm", ".pbm", ".pnm", ".pcx", ".avif", ".heic", ".qoi",
+)
+PSI_RANGE = (-2.0, 2.0)  # --trunc: as the studio's API (serve.params.PSI_RANGE); beyond +-2 images are only noise
 
 _D = TrainConfig()
 
@@ -112,7 +122,7 @@ def _families_epilog() -> str:
 )
 @click.option(
     "--loss",
-    type=click.Choice(["nonsaturating", "hinge", "lsgan", "wgan-gp"]),
+    type=click.Choice(vocab.LOSSES),
     default=None,
     help="Adversarial loss (families that offer a choice).",
 )
@@ -126,7 +136,7 @@ def _families_epilog() -> str:
 @click.option("--xflip/--no-xflip", default=_D.xflip, help="Mirror real images at random.")
 @click.option(
     "--aug",
-    type=click.Choice(["none", "ada", "fixed", "diffaugment"]),
+    type=click.Choice(vocab.AUGMENTATIONS),
     default=_D.aug,
     help="Augment every image D sees (adversarial models): ada adapts p to D's overfitting; fixed uses --aug-p.",
 )
@@ -140,12 +150,12 @@ def _families_epilog() -> str:
     "--aug-target", type=click.FloatRange(0, 1), default=_D.aug_target, help="ADA's target for r_t = E[sign(D(real))]."
 )
 @click.option("--seed", type=int, default=_D.seed, help="Random seed.")
-@click.option("--run", "--name", "run", default=None, help="Run name [default: MODEL-DATA]; --name is the same option (torchrun mistakes --run for its --run-path).")
+@click.option("--run", "--name", "run", default=None, help="Run name, one folder name inside --runs-dir [default: MODEL-DATA]; --name is the same option (torchrun mistakes --run for its --run-path).")
 @click.option("--runs-dir", default=_D.runs_dir, type=click.Path(file_okay=False), help="Folder that holds runs.")
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=_D.precision, help="Mixed precision."
+    "--precision", type=click.Choice(vocab.PRECISIONS), default=_D.precision, help="Mixed precision."
 )
 @click.option(
     "--compile/--no-compile",
@@ -169,7 +179,7 @@ def _families_epilog() -> str:
 @click.option("--eval-num", type=click.IntRange(1), default=_D.eval_num, help="Generated images per evaluation.")
 @click.option(
     "--eval-extractor",
-    type=click.Choice(["inception", "classifier", "dinov2", "efficientnet-lite0"]),
+    type=click.Choice(vocab.EXTRACTORS),
     default=_D.eval_extractor,
     help="Features for periodic evaluation.",
 )
@@ -183,7 +193,8 @@ def _families_epilog() -> str:
     "--max-minutes",
     type=click.FloatRange(0),
     default=_D.max_minutes,
-    help="Stop after this many minutes of training, with a checkpoint (0: no limit); --resume continues.",
+    help="Stop after this many minutes of training in this invocation, with a checkpoint (0: no limit); "
+    "--resume continues, with the whole budget again.",
 )
 @click.option(
     "--on-nan",
@@ -198,13 +209,19 @@ def _families_epilog() -> str:
     metavar="KEY=VALUE",
     help="Override any setting, e.g. --set ngf=32 --set lr=1e-4.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the settings as the run does before it reads the data (ranges, the model's resolution, ...), "
+    "print the resolved configuration and exit.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def train(
     ctx: click.Context, loss: str | None, resume: bool, overrides: tuple[str, ...], dry_run: bool, quiet: bool, **opts
 ) -> None:
     """Train a model. With no options: DCGAN on the built-in emoji set (a few minutes on a laptop CPU)."""
+    from .training.loop import check_before_data
     from .training.loop import train as run_training
 
     explicit = {k for k in _LOOP_OPTIONS if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
@@ -231,10 +248,12 @@ def train(
         if fam_explicit:
             explicit.add("family")
     cfg.validate()  # ranges, finite numbers, non-negative learning rates: before printing or training anything
+    family_config_from_dict(family, cfg.family)  # validates family keys early
+    if not resume:  # what the run checks before it reads the data (a resume checks the run's merged config)
+        check_before_data(cfg, int(os.environ.get("WORLD_SIZE", "1") or 1))
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         return
-    family_config_from_dict(family, cfg.family)  # validates family keys early
     result = run_training(cfg, resume=resume, explicit=explicit, progress=not quiet, echo=click.echo)
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun, rank 0 reports
@@ -243,12 +262,23 @@ def train(
             f"stopped at step {result.step}; checkpoint saved. Continue with: "
             f"ganforge train --run {result.run_dir.name} --runs-dir {result.run_dir.parent} --resume"
         )
+        if result.signal:  # Ctrl-C (130) or SIGTERM (143): a script tells an interrupted run from a finished one
+            ctx.exit(128 + int(result.signal))
     else:
         click.echo(f"done: {result.step} steps; samples in {result.run_dir / 'samples'}")
-        if get_family(cfg.model).capabilities.inputs == "image":
-            click.echo(f"translate with: ganforge translate {result.run_dir} IMAGE_OR_FOLDER... --out DIR")
-        else:
-            click.echo(f"generate with: ganforge generate {result.run_dir} --seeds 0-63 --grid")
+        click.echo(_next_command(result.config or cfg, result.run_dir))
+
+
+def _next_command(cfg: TrainConfig, run_dir: Path) -> str:
+    """What to do with a trained run: the command for its kind of model."""
+    family = get_family(cfg.model)
+    if family.capabilities.inputs != "image":
+        return f"generate with: ganforge generate {run_dir} --seeds 0-63 --grid"
+    if "superres" in family.data_kinds:
+        return f"enhance with: ganforge enhance {run_dir} IMAGE_OR_FOLDER... --out DIR"
+    if cfg.family.get("preset") == "colorize":
+        return f"colorize with: ganforge colorize {run_dir} IMAGE_OR_FOLDER... --out DIR"
+    return f"translate with: ganforge translate {run_dir} IMAGE_OR_FOLDER... --out DIR"
 
 
 GENERATE_BATCH = 64  # images generated, and written, before the next ones are made
@@ -266,18 +296,21 @@ MAX_GRID_PIXELS = 2 * 89_478_485  # PIL refuses to open larger images (2 x Image
     "--out",
     type=click.Path(),
     default=None,
-    help="Output folder, or with --grid the image file (.png, .jpg, .webp) [default: RUN/generated].",
+    help="Output folder, or with --grid the image file (.png, .jpg, .webp, .bmp, .tif) [default: RUN/generated].",
 )
 @click.option("--checkpoint", default="latest", help="latest, best or a step number.")
 @click.option(
     "--class", "label", default=None, help="Class index or name for conditional models [default: seed % classes]."
 )
 @click.option(
-    "--trunc", type=float, default=1.0, help="Truncation psi (models with a W space): 1 = none, 0 = the average image."
+    "--trunc",
+    type=float,
+    default=1.0,
+    help=f"Truncation psi (models with a W space), from {PSI_RANGE[0]:g} to {PSI_RANGE[1]:g}: 1 = none, 0 = the average image.",
 )
 @click.option(
     "--noise-mode",
-    type=click.Choice(["const", "random", "none"]),
+    type=click.Choice(vocab.NOISE_MODES),
     default="const",
     help="Per-pixel noise (models that have it).",
 )
@@ -315,6 +348,11 @@ def generate(
     from .sample.model import Model
 
     seed_list = parse_seeds(seeds)
+    if not (math.isfinite(trunc) and PSI_RANGE[0] <= trunc <= PSI_RANGE[1]):
+        raise ConfigError(
+            f"--trunc {trunc:g} is out of range: truncation psi goes from {PSI_RANGE[0]:g} to {PSI_RANGE[1]:g} "
+            "(1 = none, 0 = the average image; beyond that images are only noise)"
+        )
     if annotate and not grid:
         raise ConfigError("--annotate labels the cells of a grid: add --grid")
     if grid and len(seed_list) > MAX_GRID_IMAGES:
@@ -322,8 +360,11 @@ def generate(
             f"--grid with {len(seed_list):,} seeds: a grid of more than {MAX_GRID_IMAGES} images is not viewable; "
             "use fewer seeds, or drop --grid to write one PNG per seed"
         )
-    if out is not None and not grid:
-        _check_folder_out(Path(out))
+    if out is not None:  # a bad --out is refused before the model loads
+        if grid:
+            _grid_file(Path(out), "grid.png")
+        else:
+            _check_folder_out(Path(out))
     model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
     model.label_index(label)  # an unknown class is an error before anything is generated
     target = Path(out) if out else model.run_dir / "generated"
@@ -332,7 +373,7 @@ def generate(
     if model.spec.kind == "points":
         path = _grid_file(target, f"points-{tag}.png")
         x = torch.cat([xb for _, xb in batches])
-        _write(save_image, upscale(render_points(x), scale), path)
+        _write(_saver(save_image, path), upscale(render_points(x), scale), path)
         click.echo(f"wrote {path}")
         return
     if grid:
@@ -352,12 +393,12 @@ def generate(
             for chunk, x in batches:
                 classes = [None if not names else names[fixed if fixed is not None else s % len(names)] for s in chunk]
                 labelled.add(x, [caption(s, c) for s, c in zip(chunk, classes)])
-            _write(save_image, labelled.image(), path)
+            _write(_saver(save_image, path), labelled.image(), path)
         else:
             canvas = GridCanvas(len(seed_list), res, res, ch)
             for _, x in batches:
                 canvas.add(x)
-            _write(save_image, upscale(canvas.image(), scale), path)
+            _write(_saver(save_image, path), upscale(canvas.image(), scale), path)
         click.echo(f"wrote {path} ({len(seed_list)} images, step {model.step})")
         return
     made = False
@@ -400,19 +441,32 @@ def _check_folder_out(target: Path) -> None:
         return
     if target.exists():
         raise ConfigError(f"--out {target} is a file; give a folder for one PNG per seed, or add --grid")
-    if target.suffix.lower() in IMAGE_SUFFIXES:
+    if target.suffix.lower() in IMAGE_SUFFIXES + OTHER_IMAGE_SUFFIXES:
         raise ConfigError(f"--out {target} names a file; give a folder, or add --grid")
 
 
+_GRID_SUFFIXES = ".png, .jpg, .webp, .bmp or .tif"
+
+
 def _grid_file(target: Path, default_name: str) -> Path:
-    """The image file a grid goes to: --out itself when it names an image file, else a file in that folder."""
+    """The image file a grid goes to: --out itself when it names an image file (in that file's format), else
+    a file in that folder. An image suffix a grid is not written as is refused, not made a folder."""
     if target.is_dir():
         return target / default_name
-    if target.suffix.lower() in IMAGE_SUFFIXES:
+    suffix = target.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
         return target
+    if suffix in OTHER_IMAGE_SUFFIXES:
+        raise ConfigError(f"--out {target}: a grid is not written as {suffix}; give a {_GRID_SUFFIXES} file, or a folder")
     if target.exists():
-        raise ConfigError(f"--out {target} is a file that is not an image; give a .png, .jpg or .webp file or a folder")
+        raise ConfigError(f"--out {target} is a file that is not an image; give a {_GRID_SUFFIXES} file or a folder")
     return target / default_name
+
+
+def _saver(save: Callable[..., None], path: Path) -> Callable[..., None]:
+    """`save` writing `path` in the format its suffix names (PNG for a file named by ganforge)."""
+    fmt = GRID_FORMATS.get(path.suffix.lower(), "PNG")
+    return lambda img, p: save(img, p, format=fmt)
 
 
 def _output_tag(text: str, seeds: list[int], label: str | None, trunc: float, noise_mode: str, no_ema: bool) -> str:
@@ -511,7 +565,7 @@ def info(run: str, as_json: bool) -> None:
         "checkpoints": steps,
         "best": best,
         "last": last,
-        "family": cfg.family,
+        "family": _resolved_family(cfg, spec) if spec else cfg.family,
     }
     if as_json:
         click.echo(json.dumps(_finite(summary), indent=2))
@@ -522,6 +576,57 @@ def info(run: str, as_json: bool) -> None:
         elif k == "family":
             v = " ".join(f"{a}={b}" for a, b in v.items())
         click.echo(f"{k:>14}: {v}")
+
+
+def _resolved_family(cfg: TrainConfig, spec: dict) -> dict:
+    """The family settings the model was built with: the saved config keeps placeholders ("0: 64 from 64 px,
+    32 below", "-1: 1.0 with --cond") that the family resolves when it builds, so they are resolved here the
+    way `families.build.build_model` does (the family's `resolve_config`, then its build on the meta device,
+    whose networks carry the config they were built with), and what is left by the rules the families'
+    settings document. A setting that cannot be resolved is shown as saved."""
+    import torch
+
+    from .config import family_config_from_dict
+    from .spec import DataSpec
+
+    family = get_family(cfg.model)
+    try:
+        data = DataSpec.from_dict(spec)
+        fam = family.resolve_config(family_config_from_dict(family, cfg.family), data, cfg.batch)
+    except Exception:  # noqa: BLE001 (a run from another version: show what was saved)
+        return cfg.family
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            built = getattr(family.build(dataclasses.replace(fam), data), "cfg", None)
+        if dataclasses.is_dataclass(built) and type(built) is type(fam):
+            fam = built
+    except Exception:  # noqa: BLE001, S110 (a family that cannot build on the meta device: resolve_config's values)
+        pass
+    out = {**cfg.family, **dataclasses.asdict(fam)}
+    defaults = {f.name: f.default for f in dataclasses.fields(fam)}
+
+    def unset(key: str) -> bool:
+        return key in out and key in defaults and out[key] == defaults[key]
+
+    if defaults.get("ngf") == 0 and defaults.get("ndf") == 0 and data.kind != "points":  # dcgan, sngan, wgan-gp:
+        auto, raw = 64 if data.resolution >= 64 else 32, out["ngf"]  # "0: 64 from 64 px, 32 below"; ndf "0: as ngf"
+        out["ngf"], out["ndf"] = raw or auto, out["ndf"] or raw or auto
+    for key in ("lr_g", "lr_d"):  # "0: use lr"
+        if unset(key) and out[key] == 0 and out.get("lr"):
+            out[key] = out["lr"]
+    if unset("embed_dim") and out["embed_dim"] == 0 and isinstance(out.get("nz"), int) and out["nz"] > 0:
+        out["embed_dim"] = max(out["nz"] // 2, 1) if data.num_classes else 0  # "0: nz // 2" (conditional only)
+    if "mode_seeking" in out and isinstance(out["mode_seeking"], (int, float)) and out["mode_seeking"] < 0:
+        out["mode_seeking"] = 1.0 if data.num_classes else 0.0  # "-1: 1.0 with --cond, else 0"
+    if unset("depth") and out["depth"] == 0 and data.resolution > 1:  # pix2pix: "0: log2(resolution)"
+        out["depth"] = int(math.log2(data.resolution))
+    if unset("dropout_layers") and out["dropout_layers"] < 0 and isinstance(out.get("depth"), int):
+        out["dropout_layers"] = max(out["depth"] - 5, 0)  # "-1: depth - 5"
+    if unset("n_blocks") and out["n_blocks"] == 0 and hasattr(family, "blocks"):  # cyclegan: by resolution
+        out["n_blocks"] = family.blocks(fam, data)
+    if unset("schedule_steps") and out["schedule_steps"] == 0:  # "0: the run's"
+        out["schedule_steps"] = cfg.steps if cfg.kimg is None else max(1, math.ceil(cfg.kimg * 1000 / cfg.batch))
+    return out
 
 
 def _last_losses(path: Path) -> dict:

@@ -58,7 +58,9 @@ class TrainConfig:
     eval_num: int = 10000  # generated images per periodic evaluation
     eval_extractor: str = "inception"  # feature extractor for periodic evaluation
     resume_from: str = ""  # start from these weights: an NVlabs .pkl or a ganforge run (transfer learning)
-    max_minutes: float = 0.0  # stop (with a checkpoint, as at the last step) after this many minutes of training (0: none)
+    # stop (with a checkpoint, as at the last step) after this many minutes of training in this invocation (0: none);
+    # each --resume gets the whole budget again
+    max_minutes: float = 0.0
     on_nan: str = "stop"  # when a loss turns NaN/Inf or explodes: stop | rollback (reload the last checkpoint, halve the lr, go on)
     threads: int = 0  # CPU threads for torch (0: torch's default)
     family: dict[str, Any] = field(default_factory=dict)  # the family's own hyper-parameters
@@ -130,6 +132,8 @@ class TrainConfig:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name} = {_short(getattr(self, name))} is out of range: use {allowed}")
+        if self.run is not None:
+            check_run_name(self.run)
         for key, value in self.family.items():
             check_setting(key, value)
         return self
@@ -165,10 +169,37 @@ class TrainConfig:
         return Path(self.runs_dir) / self.run_name()
 
 
-AUGMENTATIONS = ("none", "ada", "fixed", "diffaugment")  # TrainConfig.aug (== the train command's --aug choices)
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-EVAL_EXTRACTORS = ("inception", "classifier", "dinov2", "efficientnet-lite0")  # == ganforge.metrics.EXTRACTORS, without importing torch
+def run_name_problem(name: str) -> str | None:
+    """What is wrong with a run name, or None. A run name is one plain folder name inside --runs-dir: no
+    path separator, not '.' or '..' nor hidden (the rule of the studio's API, `serve.params.run_dir`), so a
+    run never lands outside --runs-dir."""
+    if not name or not name.strip():
+        return "it is empty"
+    if name.strip() != name:
+        return "it starts or ends with a space"
+    if len(name) > 255:
+        return "it is longer than 255 characters"
+    if any(c in name for c in "/\\\x00"):
+        return "it contains a path separator"
+    if name.startswith("."):
+        return "it starts with '.'"
+    if not name.isprintable():
+        return "it contains control characters"
+    return None
 
+
+def check_run_name(name: str) -> None:
+    """Raise a ConfigError when `name` is not a plain run name (see `run_name_problem`)."""
+    problem = run_name_problem(name)
+    if problem:
+        raise ConfigError(
+            f"--run {_short(name)}: a run name is one folder name inside --runs-dir, and {problem}; "
+            "give a plain name such as --run cats-64 (and --runs-dir for another folder)"
+        )
+
+
+from .vocab import AUGMENTATIONS, PRECISIONS  # noqa: E402  (the one definition of each vocabulary)
+from .vocab import EXTRACTORS as EVAL_EXTRACTORS  # noqa: E402
 
 _NOT_FINITE = "not a finite number; give a number such as 0.5"
 

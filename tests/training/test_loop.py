@@ -114,7 +114,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path, tiny_data, monk
 
     monkeypatch.setattr(DCGAN, "train_step", step_then_interrupt)
     res = train(tiny_config(tmp_path, tiny_data, steps=10), progress=False)
-    assert res.interrupted and res.step == 2
+    assert res.interrupted and res.step == 2 and res.signal == signal.SIGINT
     assert ckpt.list_checkpoints(res.run_dir / "checkpoints") == [2]
     monkeypatch.setattr(DCGAN, "train_step", original)
     res = train(tiny_config(tmp_path, tiny_data, steps=4), resume=True, explicit={"steps"}, progress=False)
