@@ -129,6 +129,9 @@ def test_train_classifier_verb():
         (["--real", "no/such/folder", "--fake", "digits"], "no such file or folder"),
         (["--real", "digits", "--fake", "digits16", "--metrics", "fid"], "weights-inception-2015-12-05-6726825d.pth"),
         (["--real", "digits", "--fake", "digits", "--extractor", "dinov2", "--metrics", "is"], "IS needs class logits"),
+        # Issue 24: absurd counts are refused before anything is loaded (here: a run that does not exist).
+        (["runs/x", "--num", "100000000"], "--num 100,000,000 is more than 1,000,000 generated images"),
+        (["--real", "digits", "--fake", "digits", "--metrics", "kid", "--num", "300000"], "or --metrics fid alone"),
     ],
 )
 def test_eval_errors_are_one_line(args, message):
@@ -172,3 +175,14 @@ def test_small_sample_caution():
     assert small_sample_caution(res, ["pr", "is"]) is None
     assert small_sample_caution({**res, "num_fake": 2000, "num_real": 2000}, ["fid"]) is None
     assert "FD from" in small_sample_caution({**res, "extractor": "dinov2-vitl14"}, ["fid"])
+
+
+def test_eval_that_would_take_too_long_is_refused_with_an_estimate():
+    """Issue 24: the first batches are timed; past --max-hours the evaluation stops with one line."""
+    args = ["eval", "--real", "digits", "--fake", "digits16", "--extractor", "classifier", "--metrics", "fid"]
+    r = run([*args, "--batch", "8", "--max-hours", "0.0000001", "--quiet"])
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip()
+    assert "\n" not in line and line.startswith("error: 1,797 generated images would take about ")
+    assert "images/s measured on the first batches" in line and "raise --max-hours" in line
+    assert run([*args, "--quiet", "--max-hours", "0"]).exit_code == 0  # 0: no limit

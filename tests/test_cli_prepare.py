@@ -274,3 +274,49 @@ def test_two_sided_errors_are_one_line(tmp_path, two_folders, extra, needles):
     assert_one_line_error(run(args), *needles)
     assert_one_line_error(run([two_folders / "edges", tmp_path / "o.zip", "--unpaired", "--quiet"]), "two sub-folders")
     assert not (tmp_path / "o.zip").exists()
+
+
+# Issue 24: a destination named `.` (or `..`, or ending in them) had no name to put a report beside:
+# `prepare src/sub . --overwrite` was a traceback ("PosixPath('.') has an empty name").
+@pytest.mark.parametrize("dest", [".", "./", "..", "sub/.."])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_dot_destination_holding_the_source_is_one_line(tmp_path, folder, monkeypatch, dest, overwrite):
+    monkeypatch.chdir(folder)
+    before = sorted(p.name for p in folder.rglob("*"))
+    (folder / "sub").mkdir(exist_ok=True)
+    r = run(["round", dest, "--quiet"] + (["--overwrite"] if overwrite else []))
+    assert_one_line_error(r, "contains the source round", "choose a destination outside")
+    assert sorted(p.name for p in folder.rglob("*") if p.name != "sub") == before
+
+
+@pytest.mark.parametrize("dest", [".", "./", "ds/.."])
+def test_the_current_folder_is_never_a_destination(tmp_path, folder, monkeypatch, dest):
+    """The cwd (not holding the source) is refused too: a dataset replaces its destination."""
+    here = tmp_path / "elsewhere"
+    (here / "ds").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    r = run([folder, dest, "--quiet", "--overwrite"])
+    assert_one_line_error(r, "is the current folder", str(here), "dataset.zip")
+    assert sorted(p.name for p in here.iterdir()) == ["ds"]
+    monkeypatch.chdir(here / "ds")
+    assert_one_line_error(run([folder, "..", "--quiet"]), "holds the current folder", str(here))
+
+
+def test_a_dataset_folder_that_is_the_cwd_is_not_replaced(tmp_path, folder, monkeypatch):
+    ds = tmp_path / "ds"
+    r = run([folder, ds, "--resolution", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(ds)
+    r = run([folder, ".", "--resolution", "8", "--quiet", "--overwrite"])
+    assert_one_line_error(r, "is the current folder", str(ds))
+    assert read_archive(ds).images.shape == (5, 8, 8, 3)
+
+
+def test_dot_dot_destination_gets_a_named_report(tmp_path, folder, monkeypatch):
+    """`out/..`-style paths are resolved before naming things: the report lands next to the real folder."""
+    work = tmp_path / "w"
+    (work / "a").mkdir(parents=True)
+    monkeypatch.chdir(work / "a")
+    r = run([folder, "../new/../ds", "--resolution", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (work / "ds").is_dir() and (work / "ds-report.csv").is_file()

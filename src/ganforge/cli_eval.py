@@ -9,19 +9,18 @@ from typing import Any
 
 import click
 
+from . import vocab
 from .cli import main
 from .errors import ConfigError
+
+DEFAULT_NUM = 50000  # generated images for a RUN, as papers report (fid50k)
+MAX_HOURS = 12.0  # --max-hours: longer than this is a mistyped --num, or a job for a GPU
 
 _METRIC_HELP = (
     "Comma-separated: fid, kid, pr (precision/recall, k=3), dc (density/coverage, k=5), is (Inception Score), "
     "coverage (classes covered + class-histogram KL, for labelled data; uses the classifier)."
 )
-_EXTRACTORS = (
-    "inception",
-    "classifier",
-    "dinov2",
-    "efficientnet-lite0",
-)  # == ganforge.metrics.EXTRACTORS, without importing torch for --help
+_EXTRACTORS = vocab.EXTRACTORS
 
 
 @main.command("eval", context_settings={"show_default": True})
@@ -37,7 +36,7 @@ _EXTRACTORS = (
 )
 @click.option("--metrics", default="fid,kid", help=_METRIC_HELP)
 @click.option(
-    "--num", type=click.IntRange(2), default=None, help="Generated images [default: 50000 for a RUN, all of --fake]."
+    "--num", type=click.IntRange(2), default=None, help="Generated images, at most 1,000,000 (200,000 with kid, pr, dc or is) [default: 50000 for a RUN, all of --fake]."
 )
 @click.option(
     "--num-real",
@@ -85,6 +84,12 @@ _EXTRACTORS = (
     default=None,
     help="Only train the classifier extractor on this labelled data (unless cached; --no-cache retrains), cache it and exit.",
 )
+@click.option(
+    "--max-hours",
+    type=click.FloatRange(0),
+    default=MAX_HOURS,
+    help="Refuse an evaluation that would take longer, as estimated from its first batches (0: no limit).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(
     run: str | None,
@@ -103,6 +108,7 @@ def eval_cmd(
     cache_dir: str | None,
     no_cache: bool,
     train_data: str | None,
+    max_hours: float,
     quiet: bool,
 ) -> None:
     """Measure generated images against real ones: `ganforge eval RUN` or `ganforge eval --real A --fake B`.
@@ -112,6 +118,7 @@ def eval_cmd(
     """
     from .device import select_device
     from .metrics import Evaluator, generator_from_model, parse_metrics
+    from .metrics.evaluate import check_num
 
     if train_data is not None:
         if run or real_src or fake_src:
@@ -125,6 +132,7 @@ def eval_cmd(
     if not run and ref:
         raise ConfigError("--ref is for a RUN; with --fake, the reference is --real")
     names = parse_metrics(metrics)
+    check_num(names, num if num is not None or not run else DEFAULT_NUM)  # before loading anything
     dev = select_device(device)
     common: dict[str, Any] = dict(
         metrics=names,
@@ -136,6 +144,7 @@ def eval_cmd(
         cache=cache_dir,
         use_cache=not no_cache,
         progress=not quiet,
+        max_seconds=max_hours * 3600 if max_hours else None,
     )
     notes: list[str] = []
     if run:
@@ -148,7 +157,7 @@ def eval_cmd(
         real = _load_noting_skips(data, notes, resolution=model.spec.resolution, progress=not quiet)
         ev = Evaluator(real, resolution=model.spec.resolution, channels=model.spec.channels, **common)
         # Conditional models: classes drawn with the real data's frequencies (StyleGAN2-ADA's protocol).
-        result = ev(generator_from_model(model, batch=batch, label_counts=ev.label_counts(model.spec)), num=num or 50000)
+        result = ev(generator_from_model(model, batch=batch, label_counts=ev.label_counts(model.spec)), num=num or DEFAULT_NUM)
         record = {"step": model.step, "event": "eval", "checkpoint": str(checkpoint), "ref": str(data), **result}
         with open(Path(model.run_dir) / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import click
 
+from . import vocab
 from .cli import main, parse_seeds
 
 
@@ -49,7 +52,7 @@ def interpolate(
 @click.option("--cols", default="4-7", help="Seeds of the columns (they give the styles --styles).")
 @click.option("--styles", default="0-6", help="Layers whose styles come from the column seed (0 = coarsest).")
 @click.option("--trunc", type=float, default=1.0, help="Truncation psi.")
-@click.option("--noise-mode", type=click.Choice(["const", "random", "none"]), default="const", help="Per-pixel noise.")
+@click.option("--noise-mode", type=click.Choice(vocab.NOISE_MODES), default="const", help="Per-pixel noise.")
 @click.option("--class", "label", default=None, help="Class index or name for conditional models.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="PNG to write [default: RUN/mix-ROWS-COLS.png].")
 @click.option("--scale", type=click.IntRange(1, 32), default=1, help="Enlarge by this factor (nearest neighbour).")
@@ -116,33 +119,153 @@ def project(run: str, target: str, steps: int, loss: str, seed: int, video: bool
     click.echo(f"wrote {folder} (loss: {res.loss}, final distance {res.distance:.4f}, {steps} steps)")
 
 
+# The verb each command's output folder is named after, and the command a message names.
+_COMMANDS = {"translated": "translate", "enhanced": "enhance", "colorized": "colorize"}
+
+
+def _input_files(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to the output folder) for files and folders of images: a folder's
+    images keep their sub-folder layout (photos/a/x.jpg -> a/x.png), a file gives its stem. Hidden files and
+    folders are left out; a file named twice is translated once."""
+    from .data.archive import IMAGE_EXTENSIONS
+
+    out: list[tuple[Path, Path]] = []
+    seen: set[str] = set()
+    for item in map(Path, inputs):
+        if item.is_dir():
+            pairs = []
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in filenames:
+                    f = Path(dirpath, name)
+                    if name.startswith(".") or f.suffix.lower() not in IMAGE_EXTENSIONS:
+                        continue
+                    pairs.append((f, f.relative_to(item).with_suffix(".png")))
+            found = sorted(pairs)
+        else:
+            found = [(item, Path(f"{item.stem}.png"))]
+        for f, rel in found:
+            key = os.path.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                out.append((f, rel))
+    return out
+
+
+def _check_outputs(inputs: tuple[str, ...], files: list[tuple[Path, Path]], target: Path, command: str) -> None:
+    """Refuse, before anything is written, an output folder that is or lies inside an input folder, an output
+    that would replace an input file, and two inputs that would write the same output."""
+    from .data.prepare import _same_or_inside
+    from .errors import ConfigError
+
+    for item in map(Path, inputs):
+        if item.is_dir() and _same_or_inside(target, item):
+            relation = "is" if _same_or_inside(item, target) else "is inside"
+            raise ConfigError(
+                f"the output folder {target} {relation} the input folder {item}; `ganforge {command}` will not write "
+                f"over or among its inputs: choose an --out outside {item}"
+            )
+    inputs_real = {os.path.realpath(f): f for f, _ in files}
+    inodes = {}
+    for f, _ in files:
+        try:
+            st = os.stat(f)
+            inodes[(st.st_dev, st.st_ino)] = f
+        except OSError:
+            pass
+    claimed: dict[str, Path] = {}
+    for f, rel in files:
+        dest = target / rel
+        real = os.path.realpath(dest)
+        same = inputs_real.get(real)
+        if same is None and dest.exists():
+            try:
+                st = os.stat(dest)
+                same = inodes.get((st.st_dev, st.st_ino)) if st.st_ino else None
+            except OSError:
+                same = None
+        if same is not None:
+            raise ConfigError(
+                f"the output for {f} would be {dest}, which is the input {same}; `ganforge {command}` never replaces "
+                "its inputs: choose another --out"
+            )
+        key = os.path.normcase(real)
+        if key in claimed:
+            raise ConfigError(
+                f"{claimed[key]} and {f} would both be written to {dest}; rename one of them or translate them "
+                "with separate --out folders"
+            )
+        claimed[key] = f
+
+
 def translate_files(
     run: str, inputs: tuple[str, ...], out: str | None, *, direction: str = "AtoB", checkpoint: str = "latest",
     no_ema: bool = False, device: str = "cpu", kind: str | None = None, verb: str = "translated",
+    command: str | None = None, preset: str | None = None,
 ) -> None:
     """What `translate`, `enhance` and `colorize` share: files or folders in, one PNG per input out (same
-    stem), large images in tiles. `kind` restricts the run's data kind (e.g. superres for enhance)."""
-    from .data.archive import IMAGE_EXTENSIONS
-    from .errors import ConfigError
+    stem, a folder's sub-folder layout kept), large images in tiles with a progress bar. `kind` restricts
+    the run's data kind (e.g. superres for enhance), `preset` its family preset (colorize); `verb` names
+    the default output folder (RUN/VERB) and `command` the verb messages name. Nothing is written if an
+    output would land on an input or on another output."""
+    from PIL import Image
+
+    from .errors import ConfigError, DataError
     from .sample.grid import save_png_array
     from .sample.model import Model
+    from .sample.progress import Progress, duration
 
+    command = command or _COMMANDS.get(verb, "translate")
     model = Model.load(run, checkpoint=checkpoint, device=device, ema=not no_ema)
     if kind is not None and model.spec.kind != kind:
-        raise ConfigError(f"{run} is a {model.family.name} model ({model.spec.kind} data); `ganforge {verb}` needs a {kind} model")
-    files: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-        else:
-            files.append(item)
+        needs = {"superres": "a super-resolution run (srgan)"}.get(kind, f"a {kind} model")
+        raise ConfigError(
+            f"{run} is a {model.family.name} model ({model.spec.kind} data); `ganforge {command}` needs {needs}"
+        )
+    if preset is not None and getattr(model.fam_cfg, "preset", None) != preset:
+        has = getattr(model.fam_cfg, "preset", "") or ""
+        trained = f"trained with preset={has}" if has else "trained without a preset"
+        raise ConfigError(
+            f"{run} is a {model.family.name} model {trained}; `ganforge {command}` needs a pix2pix run trained with "
+            f"--set preset={preset}: use `ganforge translate {run} ...` for this one"
+        )
+    files = _input_files(inputs)
     if not files:
         raise ConfigError(f"no images in {', '.join(inputs)}; give image files or folders of PNG/JPEG files")
     target = Path(out) if out else model.run_dir / verb
+    _check_outputs(inputs, files, target, command)
     target.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        (arr,) = model.translate(str(f), direction=direction, output="array")
-        save_png_array(arr, target / f"{f.stem}.png")  # row by row: no second copy of a huge image
+    t0 = time.monotonic()
+    with Progress(len(files), "images", command, enabled=len(files) > 1) as overall:
+        for f, rel in files:
+            tiles = 0
+            try:
+                with Image.open(f) as im:
+                    w, h = im.size
+                ow, oh, tiles = model.output_plan(w, h)
+            except (OSError, ValueError, Image.DecompressionBombError):
+                pass  # translate names the problem
+            if tiles:
+                if overall.bar is not None:
+                    overall.bar.clear()
+                click.echo(
+                    f"{f}: {w}x{h} -> {ow}x{oh} px ({ow * oh * model.spec.channels / 2**20:,.0f} MB uncompressed), "
+                    f"in {tiles:,} tiles",
+                    err=True,
+                )
+            with Progress(tiles, "tiles", f.name, enabled=tiles > 1) as bar:
+                try:
+                    (arr,) = model.translate(str(f), direction=direction, output="array", progress=bar.callback)
+                except DataError as exc:
+                    if not overall.done:
+                        raise
+                    raise DataError(f"{exc} (stopped there: {overall.done} of {len(files)} written to {target})") from None
+            dest = target / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            save_png_array(arr, dest)  # row by row: no second copy of a huge image
+            if tiles:
+                click.echo(f"wrote {dest} ({duration(time.monotonic() - t0)} so far)", err=True)
+            overall.update()
     click.echo(f"wrote {len(files)} images to {target} (step {model.step})")
 
 
@@ -155,7 +278,9 @@ def translate_files(
 def enhance(run: str, inputs: tuple[str, ...], out: str | None, checkpoint: str, device: str) -> None:
     """Super-resolve images (files or folders) with a super-resolution RUN (srgan): any size, in tiles,
     so memory stays bounded."""
-    translate_files(run, inputs, out, checkpoint=checkpoint, device=device, kind="superres", verb="enhanced")
+    translate_files(
+        run, inputs, out, checkpoint=checkpoint, device=device, kind="superres", verb="enhanced", command="enhance"
+    )
 
 
 @main.command(context_settings={"show_default": True})
@@ -166,4 +291,6 @@ def enhance(run: str, inputs: tuple[str, ...], out: str | None, checkpoint: str,
 @click.option("--device", default="cpu", help="auto, cpu, cuda or mps.")
 def colorize(run: str, inputs: tuple[str, ...], out: str | None, checkpoint: str, device: str) -> None:
     """Colourise grayscale images with a pix2pix RUN trained with the colorize preset (an alias of translate)."""
-    translate_files(run, inputs, out, checkpoint=checkpoint, device=device, verb="colorized")
+    translate_files(
+        run, inputs, out, checkpoint=checkpoint, device=device, verb="colorized", command="colorize", preset="colorize"
+    )

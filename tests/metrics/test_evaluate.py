@@ -132,3 +132,105 @@ def test_a_trained_model_can_be_evaluated_directly(tmp_path, digits_extractor):
     assert a["num_fake"] == 32 and a["classes_covered"] >= 1
     b = evaluate(model, "digits", metrics="fid", num=32, extractor=digits_extractor)
     assert b["fid"] == a["fid"]  # image i is seed i: reproducible
+
+
+# ---- issue 24: generated images are streamed, absurd counts refused ---------------------------------
+
+
+@pytest.mark.parametrize("n,d,offset", [(3000, 64, 0.0), (700, 128, 5.0), (257, 256, 0.5), (40, 128, 1.0)])
+def test_streamed_statistics_equal_the_in_memory_ones(n, d, offset):
+    """Running mean/covariance, batch by batch (uneven batches), match the two-pass statistics, and the FD
+    from them the FD of the old in-memory path on the same features, to ~1e-10."""
+    from ganforge.metrics.frechet import (
+        RunningStatistics,
+        feature_statistics,
+        frechet_distance,
+        frechet_distance_to_features,
+    )
+
+    rng = np.random.default_rng(n)
+    real = rng.gamma(2.0, 0.5, (4 * d, d)) + offset  # non-negative, Inception-like pool features
+    fake = (rng.gamma(2.0, 0.55, (n, d)) + offset).astype(np.float32)
+    mu1, s1 = feature_statistics(real)
+    run = RunningStatistics()
+    for lo, hi in zip([0, 1, 65, 100, 611], [1, 65, 100, 611, n]):
+        run.add(torch.from_numpy(fake[lo:hi]))
+    mu2, s2 = run.statistics()
+    mu_ref, s_ref = feature_statistics(fake)
+    assert run.n == n
+    np.testing.assert_allclose(mu2, mu_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s2, s_ref, rtol=1e-10, atol=1e-12)
+    if n > d:  # what the evaluator uses when the rows are not kept
+        old = frechet_distance_to_features(mu1, s1, fake)
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(old, rel=1e-10, abs=1e-10)
+
+
+def test_fid_alone_streams_and_gives_the_same_number(digits, digits_extractor, monkeypatch):
+    """Past FEATURE_BYTES of features (here: at once) FID alone keeps no features; with KID it keeps them
+    and uses the in-memory path. The same FID, up to the conditioning of this extractor's covariances:
+    40 of its 128 ReLU features are never active, so both covariances are singular and the trace of the
+    square root is determined only to about sqrt(rounding), ~1e-8 relative (generic features: 1e-10, above)."""
+    import sys
+
+    evaluate_mod = sys.modules["ganforge.metrics.evaluate"]  # the package's `evaluate` is the function
+    fn = _noisy(digits, 0.3, seed=2)
+    usual = Evaluator(digits, metrics="fid", extractor=digits_extractor, batch=50)(fn, num=333)
+    monkeypatch.setattr(evaluate_mod, "FEATURE_BYTES", 0)
+    streamed = Evaluator(digits, metrics="fid", extractor=digits_extractor, batch=50)
+    kept = Evaluator(digits, metrics="fid,kid", extractor=digits_extractor, batch=50)
+    seen = {}
+    original = streamed._extract_fake
+
+    def spy(*a, **kw):
+        seen.update(original(*a, **kw))
+        return seen
+
+    streamed._extract_fake = spy  # type: ignore[method-assign]
+    a, b = streamed(fn, num=333), kept(fn, num=333)
+    assert "features" not in seen["main"] and seen["main"]["moments"].n == 333
+    assert a["fid"] == pytest.approx(b["fid"], rel=1e-6)
+    assert usual["fid"] == b["fid"]  # usual counts keep their features: exactly the number of the in-memory path
+    # N <= D (128): the exact small form, features kept, as before.
+    small = Evaluator(digits, metrics="fid", extractor=digits_extractor)(fn, num=100)
+    assert small["fid"] == pytest.approx(evaluate(fn, digits, metrics="fid,kid", num=100, extractor=digits_extractor)["fid"], rel=1e-12)
+
+
+def test_absurd_counts_are_refused_before_any_work(digits, digits_extractor):
+    from ganforge.metrics.evaluate import MAX_KEPT, MAX_NUM, check_num
+
+    def never(start, n):
+        raise AssertionError("nothing is generated")
+
+    ev = Evaluator(digits, metrics="fid", extractor=digits_extractor)
+    with pytest.raises(ConfigError, match=r"--num 100,000,000 is more than 1,000,000 .* use --num 50000"):
+        ev(never, num=100_000_000)
+    with pytest.raises(ConfigError, match=r"kid keep every generated image's features .* --metrics fid alone"):
+        Evaluator(digits, metrics="fid,kid", extractor=digits_extractor)(never, num=MAX_KEPT + 1)
+    check_num(["fid"], MAX_NUM)  # FID alone streams: the cap is MAX_NUM
+    check_num(["kid", "pr", "dc", "is"], MAX_KEPT)
+
+
+def test_an_evaluation_that_would_take_too_long_is_refused_with_an_estimate(digits, digits_extractor):
+    import time
+
+    calls = []
+
+    def slow(start, n):
+        calls.append(start)
+        time.sleep(0.02)
+        return _noisy(digits, 0.3)(start, n)
+
+    ev = Evaluator(digits, metrics="fid", extractor=digits_extractor, batch=10, max_seconds=5.0)
+    with pytest.raises(ConfigError, match=r"900,000 generated images would take about .* images/s .* use --num"):
+        ev(slow, num=900_000)
+    assert len(calls) == 2  # measured on two batches, then refused
+    assert ev(slow, num=40)["num_fake"] == 40  # within the limit
+
+
+def test_progress_is_shown_off_a_terminal(digits, digits_extractor, monkeypatch, capsys):
+    from ganforge.sample import progress as progress_mod
+
+    monkeypatch.setattr(progress_mod, "EVERY", 0.0)
+    Evaluator(digits, metrics="fid", extractor=digits_extractor, batch=100, progress=True)(_noisy(digits, 0.3), num=300)
+    err = capsys.readouterr().err
+    assert "generated images: 100/300 img (33%), about" in err and "left" in err

@@ -453,3 +453,52 @@ def test_model_cache_is_lru(runs_dir):
     assert [i["run"] for i in cache.info()] == ["dc", "sg"]
     older = cache.get(runs_dir / "dc", 2)  # a newer checkpoint of a run replaces the older one
     assert older.step == 2 and [i["step"] for i in cache.info() if i["run"] == "dc"] == [2]
+
+
+def test_examples_are_the_runs_own_preview_inputs(client, runs_dir):
+    """Issue 24: the image-to-image playground offers the inputs of the run's sample grid (input | output
+    | target rows, from its dataset) as one-click examples, each translatable as an upload would be."""
+    listing = client.get("/api/runs/p2p/examples")
+    assert listing.status_code == 200, listing.text
+    body = listing.json()
+    assert body["run"] == "p2p" and body["note"] == "" and isinstance(body["step"], int)
+    assert [e["index"] for e in body["examples"]] == [0, 1, 2, 3]
+    assert all(e["direction"] == "AtoB" and (e["width"], e["height"]) == (16, 16) for e in body["examples"])
+    grid = Image.open(runs_dir / "p2p" / "samples" / f"grid-{body['step']:06d}.png").convert("RGB")
+    for e in body["examples"]:
+        im = png_of(client.get(e["url"]))
+        assert im.size == (16, 16)
+        y = 1 + e["index"] * 17
+        assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(grid.crop((1, y, 17, y + 16))))  # column 0
+    ex = client.get(body["examples"][1]["url"]).content
+    r = client.post("/api/runs/p2p/translate", files={"image": ("example.png", ex, "image/png")})
+    assert png_of(r).size == (16, 16)
+    # Runs that take no images, or have none to offer, say why; bad indices are 4xx.
+    dc = client.get("/api/runs/dc/examples").json()
+    assert dc["examples"] == [] and "generates from seeds" in dc["note"]
+    assert client.get("/api/runs/crashed/examples").json()["examples"] == []
+    assert "no example 0" in detail(client.get("/api/runs/dc/examples/0.png"), 404)
+    assert "index must be" in detail(client.get("/api/runs/p2p/examples/9.png"), 422)
+    assert "index must be" in detail(client.get("/api/runs/p2p/examples/-1.png"), 422)
+    detail(client.get("/api/runs/nope/examples"), 404)
+
+
+def test_superres_examples_come_back_at_the_input_size(tmp_path):
+    """An SR run's grid shows its inputs enlarged (nearest): the example is the input size again, exactly."""
+    from fastapi.testclient import TestClient
+
+    from ganforge.training.loop import train
+    from helpers import make_archive, tiny_config
+
+    data = str(make_archive(tmp_path / "blobs.zip"))
+    sr = {"ngf": 4, "n_blocks": 1, "ndf": 4, "d_dense": 8, "scale": 2, "crop": 16, "pretrain_steps": 1}
+    train(tiny_config(tmp_path, data, model="srgan", run="sr", steps=2, family=sr), progress=False)
+    with TestClient(create_app(tmp_path / "runs")) as c:
+        body = c.get("/api/runs/sr/examples").json()
+        assert len(body["examples"]) == 4 and (body["examples"][0]["width"], body["examples"][0]["height"]) == (8, 8)
+        small = png_of(c.get(body["examples"][0]["url"]))
+        grid = Image.open(tmp_path / "runs" / "sr" / "samples" / f"grid-{body['step']:06d}.png").convert("RGB")
+        big = np.asarray(grid.crop((1, 1, 17, 17)))
+        assert np.array_equal(np.asarray(small.convert("RGB")), big[::2, ::2])
+        r = c.post("/api/runs/sr/translate", files={"image": ("e.png", c.get(body["examples"][0]["url"]).content, "image/png")})
+        assert png_of(r).size == (16, 16)

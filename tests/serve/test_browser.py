@@ -215,6 +215,21 @@ def test_translate_upload(browser, app, tmp_path):
         assert not errors, errors
 
 
+def test_translate_example_in_one_click(browser, app, tmp_path):
+    """Issue 24: the image-to-image playground offers the run's own inputs; one click translates one."""
+    with Server(app) as url:
+        page, errors = _page(browser, 1280, 800)
+        page.goto(f"{url}/#/play/p2p")
+        _wait_image(page, "#examples .example[data-index='0'] img")
+        assert page.locator("#examples .example").count() == 4
+        page.click("#examples .example[data-index='2']")
+        _wait_image(page, "#translated")
+        with Image.open(io.BytesIO(_image_bytes(page, "#translated"))) as im:
+            assert im.size == (16, 16)
+        _save(page, tmp_path, "serve-screenshot-translate-examples.png")
+        assert not errors, errors
+
+
 def test_token_flow(browser, runs_dir, tmp_path):
     from ganforge.serve import create_app
 

@@ -980,10 +980,36 @@ def prepare(
 
 
 def default_report_path(dest: str | os.PathLike) -> Path:
-    """`out.zip` -> `out-report.csv`, `out/` -> `out-report.csv`, next to the dataset."""
-    dest = Path(dest)
+    """`out.zip` -> `out-report.csv`, `out/` -> `out-report.csv`, next to the dataset. A destination named
+    only by `.` or `..` is resolved first, so that it has a name."""
+    dest = _named(Path(dest))
     stem = dest.stem if dest.suffix.lower() == ".zip" else dest.name
     return dest.with_name(f"{stem}-report.csv")
+
+
+def _named(dest: Path) -> Path:
+    """`dest` itself, or resolved when it ends in `.` or `..` (Path('.').name is empty; Path('a/..').name
+    is '..'), so that naming a report or a temporary file next to it works."""
+    if dest.name in ("", ".", ".."):
+        dest = Path(os.path.realpath(dest))
+    return dest
+
+
+def _destination(dest: str | os.PathLike) -> Path:
+    """The destination as given (`~` expanded), resolved when it is `.`, `..` or ends in them; refuses
+    the file-system root and the current folder or one of its parents, which a dataset cannot replace."""
+    raw = Path(dest).expanduser()
+    path = _named(raw)
+    if not path.name:
+        raise DataError(f"destination {raw} is the root folder; give a new folder name or a .zip, e.g. dataset.zip")
+    here = Path.cwd()
+    if path.exists() and _same_or_inside(here, path):
+        what = "the current folder" if _same_or_inside(path, here) else "a folder that holds the current folder"
+        raise DataError(
+            f"destination {raw} is {what} ({path}); the dataset replaces its destination, so give a new folder "
+            "name or a .zip, e.g. dataset.zip"
+        )
+    return path
 
 
 def _same_or_inside(inner: Path, outer: Path) -> bool:
@@ -1011,9 +1037,9 @@ def _same_or_inside(inner: Path, outer: Path) -> bool:
         node = node.parent
 
 
-def _check_overlap(sources: Sequence[str | os.PathLike], dest: Path, report: Path, labels: str | None) -> None:
+def _check_overlap(sources: Sequence[str | os.PathLike], dest: Path, report: Path | None, labels: str | None) -> None:
     """Refuse a destination or report that is, holds, or lies inside an input: replacing it would delete
-    the images being prepared (and whatever else sits beside them)."""
+    the images being prepared (and whatever else sits beside them). `report` None: the destination only."""
     inputs = [(Path(src).expanduser(), "source") for src in sources]
     if labels is not None:
         inputs.append((Path(labels).expanduser(), "labels file"))
@@ -1027,10 +1053,20 @@ def _check_overlap(sources: Sequence[str | os.PathLike], dest: Path, report: Pat
                 f"destination {dest} {relation} the {what} {path}; ganforge will not write over its input: "
                 f"choose a destination outside {path}"
             )
-        if _same_or_inside(report, path) and _same_or_inside(path, report):
+        if report is not None and _same_or_inside(report, path) and _same_or_inside(path, report):
             raise DataError(f"report {report} is the {what} {path}; pass --report with another path")
-    if _same_or_inside(report, dest):
+    if report is not None and _same_or_inside(report, dest):
         raise DataError(f"report {report} is inside the destination {dest}; pass --report with a path outside it")
+
+
+def _checked_destination(sources: Sequence[str | os.PathLike], dest: str | os.PathLike, labels: str | None) -> Path:
+    """The destination with a name (see `_destination`), after the check that it is not, nor holds, nor
+    lies inside an input (the clearer message when `.` is the folder that holds the sources)."""
+    raw = Path(dest).expanduser()
+    named = _named(raw)
+    if named.name:
+        _check_overlap(sources, named, None, labels)
+    return _destination(raw)
 
 
 def _check_dest(dest: Path, overwrite: bool) -> None:
@@ -1118,10 +1154,10 @@ def prepare_to(
     `overwrite` and only when ganforge wrote it (see `archive.write_archive`); an existing report only
     when it is an earlier report. All of this is checked before any image is read."""
     opts.validate()
-    dest = Path(dest).expanduser()
-    report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
+    dest = _checked_destination(sources, dest, opts.labels)
+    report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
     _check_overlap(sources, dest, report, opts.labels)
     _check_dest(dest, overwrite)
     _check_report(report)
@@ -1408,7 +1444,7 @@ def prepare_two_sided_to(
     """`prepare_two_sided`, then write a paired or unpaired archive (see `archive.py`) and the report, with
     every check of `prepare_to` made before any image is read."""
     _check_two_sided_options(kind, opts)
-    dest = Path(dest).expanduser()
+    dest = _checked_destination([source], dest, None)
     report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
     _check_overlap([source], dest, report, None)
     _check_dest(dest, overwrite)

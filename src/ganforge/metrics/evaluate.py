@@ -30,7 +30,7 @@ from . import weights as W
 from .cache import STATS_VERSION, RealStats, dataset_sha256, load_stats, save_stats, stats_path
 from .classes import class_coverage, class_histogram
 from .extractors import DinoV2Extractor, EfficientNetExtractor, FeatureExtractor, InceptionExtractor
-from .frechet import feature_statistics, frechet_distance_to_features
+from .frechet import RunningStatistics, feature_statistics, frechet_distance, frechet_distance_to_features
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
 from .prdc import knn_radii, prdc
@@ -83,8 +83,38 @@ _ALIASES = {
     "classes": "coverage",
     "fd": "fid",
 }
-EXTRACTORS = ("inception", "classifier", "dinov2", "efficientnet-lite0")
+from ..vocab import EXTRACTORS  # noqa: E402
+
 PR_K, DC_K = 3, 5  # Kynkäänniemi et al. 2019; Naeem et al. 2020
+# Generated images one evaluation takes: 20x the 50k papers use; FID's estimate stops moving long before.
+MAX_NUM = 1_000_000
+# KID, precision/recall, density/coverage and IS keep every generated image's features (Inception: 2048
+# floats, 8 KB, plus 1008 logits for IS); FID alone streams them into running statistics, any count.
+MAX_KEPT = 200_000
+_KEPT_METRICS = ("kid", "pr", "dc", "is")
+# For FID, generated features are kept (and the result is exactly the in-memory one, as before) while they
+# take at most this many bytes (Inception: 65k images); more are streamed into running statistics.
+FEATURE_BYTES = 512 * 2**20
+
+
+def check_num(metrics: Sequence[str], num: int | None) -> None:
+    """Refuse, before any work, a number of generated images that is absurd, or too many for the metrics
+    that keep every image's features in memory (a one-line ConfigError naming the fix)."""
+    if num is None:
+        return
+    if num > MAX_NUM:
+        raise ConfigError(
+            f"--num {num:,} is more than {MAX_NUM:,} generated images ({num / 50000:,.0f}x the 50,000 papers use, "
+            "and FID stops changing long before); use --num 50000"
+        )
+    kept = [m for m in parse_metrics(metrics) if m in _KEPT_METRICS]
+    if kept and num > MAX_KEPT:
+        gb = num * (2048 + (1008 if "is" in kept else 0)) * 4 / 1e9
+        raise ConfigError(
+            f"{', '.join(kept)} keep every generated image's features in memory (about {gb:,.1f} GB for {num:,} images "
+            f"with Inception): use --num {MAX_KEPT:,} or less for them, or --metrics fid alone, which streams any "
+            f"count up to {MAX_NUM:,}"
+        )
 
 
 def parse_metrics(metrics: str | Sequence[str]) -> list[str]:
@@ -223,13 +253,13 @@ def generator_from_model(
 
 
 def _progress(it: Iterator[torch.Tensor], total: int, desc: str, enabled: bool) -> Iterator[torch.Tensor]:
+    """A bar on a terminal; elsewhere a plain line with an ETA every 30 s (see `sample.progress`)."""
     if not enabled:
         yield from it
         return
-    from tqdm import tqdm
+    from ..sample.progress import Progress
 
-    # disable=None: off when not a terminal
-    with tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, disable=None) as bar:
+    with Progress(total, "img", desc) as bar:
         for x in it:
             yield x
             bar.update(x.shape[0])
@@ -248,6 +278,12 @@ class Evaluator:
     group: under distributed training, the process group: each process extracts its share of the images
     (real and generated) and the features are gathered in order, so every process gets the numbers one
     process would compute.
+    max_seconds: refuse (ConfigError, after the first two batches) an evaluation of generated images that
+    would take longer than this at the speed measured (None: no limit; `ganforge eval --max-hours`).
+
+    Generated images are streamed: FID needs only their features' mean and covariance, accumulated batch
+    by batch in float64 (`frechet.RunningStatistics`), so memory does not grow with `num`. KID, PR, DC and
+    IS keep every image's features and so take at most MAX_KEPT images; no evaluation takes over MAX_NUM.
     """
 
     def __init__(
@@ -270,8 +306,10 @@ class Evaluator:
         is_splits: int = 10,
         progress: bool = False,
         group: distributed.ProcessGroup | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.group = group or distributed.ProcessGroup()
+        self.max_seconds = max_seconds
         self.metrics = parse_metrics(metrics)
         self.source = real
         if isinstance(extractor, str) and extractor not in EXTRACTORS:
@@ -398,6 +436,77 @@ class Evaluator:
             }
         return {name: {k: v.numpy() for k, v in d.items()} for name, d in feats.items()}
 
+    def _extract_fake(
+        self, batches: Iterator[torch.Tensor], roles: list[tuple[str, FeatureExtractor]], total: int
+    ) -> dict[str, dict[str, Any]]:
+        """The generated images' features, streamed: per role, "features" (all of them, kept when KID/PR/DC
+        need them, when there are no more images than dimensions (FID's exact small form) or while they fit
+        in FEATURE_BYTES), else "moments" (their RunningStatistics, for FID); "logits" (for IS) and "pred"
+        (class predictions, for coverage). Under distributed training, every process's share, combined in
+        rank order."""
+        want_fid = "fid" in self.metrics
+        want_feats = any(m in self.metrics for m in ("kid", "pr", "dc"))
+        moments: dict[str, RunningStatistics | None] = {name: None for name, _ in roles}
+        lists: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name, _ in roles}
+        keep_features: bool | None = None
+        timed: list[float] = []  # seconds per image of the first batches
+        t = time.perf_counter()
+        for i, x in enumerate(_progress(batches, total, "generated images", self.progress and self.group.rank == 0)):
+            for name, ext in roles:
+                out = ext(x)
+                if "main" in name:
+                    f = out["features"]
+                    if keep_features is None:  # decided once the feature size is known
+                        d = f.shape[1]
+                        # KID/PR/DC need the rows; FID takes an exact small form while N <= D, and the rows are
+                        # kept while they are cheap, so that usual counts give exactly the numbers they gave.
+                        keep_features = want_feats or total <= d or total * d * 4 <= FEATURE_BYTES
+                        if want_fid and not keep_features:
+                            moments[name] = RunningStatistics()
+                    stats = moments[name]
+                    if stats is not None:
+                        stats.add(f)
+                    if keep_features:
+                        lists[name].setdefault("features", []).append(f)
+                    if "is" in self.metrics:
+                        lists[name].setdefault("logits", []).append(out["logits"])
+                if "classes" in name:
+                    pred = out["logits"][:, : ext.num_classes].argmax(1)
+                    lists[name].setdefault("pred", []).append(pred)
+            if i < 2:
+                now = time.perf_counter()
+                timed.append((now - t) / max(x.shape[0], 1))
+                t = now
+                if i == 1:
+                    self._check_time(total, min(timed))
+        result: dict[str, dict[str, Any]] = {}
+        for name, _ in roles:
+            got: dict[str, Any] = {k: torch.cat(v) for k, v in lists[name].items()}
+            stats = moments[name]
+            if self.group.active:
+                dev = self.device if self.group.backend == "nccl" else torch.device("cpu")
+                got = {k: distributed.gather_rows(v.to(dev), self.group).cpu() for k, v in got.items()}
+                if stats is not None:
+                    stats = _gather_moments(stats, self.group, dev)
+            result[name] = {k: v.numpy() for k, v in got.items()}
+            result[name]["moments"] = stats
+        return result
+
+    def _check_time(self, total: int, per_image: float) -> None:
+        """Refuse an evaluation that would run past `max_seconds` at the speed of its first batches."""
+        if self.max_seconds is None or self.group.active or per_image <= 0:
+            return
+        est = per_image * total
+        if est > self.max_seconds:
+            from ..sample.progress import duration
+
+            fits = max(int(self.max_seconds / per_image) // 1000 * 1000, 1000)
+            raise ConfigError(
+                f"{total:,} generated images would take about {duration(est)} at the {1 / per_image:,.1f} images/s "
+                f"measured on the first batches (limit {duration(self.max_seconds)}); use --num {min(fits, 50000):,}, "
+                "a GPU (--device cuda), or raise --max-hours"
+            )
+
     # -- real statistics
 
     def _stats_meta(self, ext: FeatureExtractor, count: int) -> dict[str, Any]:
@@ -481,11 +590,10 @@ class Evaluator:
         t0 = time.perf_counter()
         if hasattr(fake, "generate") and hasattr(fake, "spec"):  # a ganforge Model: image i = seed i
             fake = generator_from_model(fake, batch=self.batch, label_counts=self.label_counts(fake.spec))
-        roles = self._extractors()
-        real = self.real_stats()
         if callable(fake) and not isinstance(fake, (torch.Tensor, ImageDataset)):
             if num is None or num < 1:
                 raise ConfigError("give the number of images to generate (num >= 1)")
+            check_num(self.metrics, int(num))  # before any work
             n_fake = int(num)
             lo, hi = self._share(n_fake)
             batches = _generator_batches(fake, hi, self.batch, lo)
@@ -493,18 +601,25 @@ class Evaluator:
             fds = as_dataset(fake, progress=self.progress)
             idx = _subset(len(fds), num)
             n_fake = len(fds) if idx is None else idx.numel()
+            check_num(self.metrics, n_fake)
             batches = _dataset_batches(fds, _part(idx, len(fds), *self._share(n_fake)), self.batch)
         if n_fake < 2:
             raise DataError(f"only {n_fake} generated image(s); metrics need at least 2")
+        roles = self._extractors()
+        real = self.real_stats()
         self._check_sizes(n_fake, min(st.count for st in real.values()))
-        feats = self._extract(batches, roles, n_fake, "generated images")
+        feats = self._extract_fake(batches, roles, n_fake)
 
         res: dict[str, Any] = {}
         main_role = next((r for r, _ in roles if "main" in r), None)
         if main_role is not None:
-            f, st = feats[main_role]["features"], real[main_role]
+            f, st = feats[main_role].get("features"), real[main_role]
             if "fid" in self.metrics:
-                res["fid"] = frechet_distance_to_features(st.mu, st.sigma, f)
+                if f is not None:  # every row at hand: as before (exact small form when N <= D)
+                    res["fid"] = frechet_distance_to_features(st.mu, st.sigma, f)
+                else:
+                    mu2, sigma2 = feats[main_role]["moments"].statistics()
+                    res["fid"] = frechet_distance(st.mu, st.sigma, mu2, sigma2)
             if "kid" in self.metrics:
                 res["kid_mean"], res["kid_std"] = kernel_inception_distance(
                     f, st.features, subsets=self.kid_subsets, subset_size=self.kid_subset_size
@@ -525,7 +640,7 @@ class Evaluator:
         if "coverage" in self.metrics:
             role = next(r for r, _ in roles if "classes" in r)
             clf = self.classifier
-            pred = feats[role]["logits"][:, : clf.num_classes].argmax(1)
+            pred = feats[role]["pred"]
             res["classes_covered"], res["class_kl"] = class_coverage(pred, real[role].class_hist)
             res["num_classes"] = clf.num_classes
             if main_role is None or clf is not self.extractor:
@@ -558,6 +673,21 @@ class Evaluator:
                     f"'{m}' uses {k}-nearest neighbours and needs more than {k} images on each side "
                     f"(real {n_real}, generated {n_fake}); use more images"
                 )
+
+
+def _gather_moments(m: RunningStatistics, group: distributed.ProcessGroup, dev: torch.device) -> RunningStatistics:
+    """Every process's running statistics merged in rank order (each process gets the same result)."""
+    d = int(m.mean.shape[0]) if m.mean is not None else 0
+    d = int(distributed.gather_rows(torch.tensor([d], device=dev), group).max())
+    mean = m.mean if m.mean is not None else torch.zeros(d, dtype=torch.float64)
+    m2 = m.m2 if m.m2 is not None else torch.zeros(d, d, dtype=torch.float64)
+    ns = distributed.gather_rows(torch.tensor([m.n], device=dev), group).cpu()
+    means = distributed.gather_rows(mean[None].to(dev), group).cpu()
+    m2s = distributed.gather_rows(m2[None].to(dev), group).cpu()
+    out = RunningStatistics()
+    for n, mu, s2 in zip(ns.tolist(), means, m2s):
+        out.merge(int(n), mu, s2)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- one-call API

@@ -44,13 +44,29 @@ def _ramp(n: int, fade: int, head: bool, tail: bool) -> np.ndarray:
     return w
 
 
-def translate_tiled(run: Translate, image: np.ndarray, *, scale: int, tile: int = 256, overlap: int = 32) -> np.ndarray:
-    """Translate a uint8 image (H, W, C) tile by tile; returns uint8 (H*scale, W*scale, C')."""
+def tile_count(height: int, width: int, tile: int = 256, overlap: int = 32) -> int:
+    """How many tiles `translate_tiled` runs for an image of height x width (what a progress bar counts)."""
+    th, tw = min(tile, height), min(tile, width)
+    return len(_starts(height, th, overlap)) * len(_starts(width, tw, overlap))
+
+
+def translate_tiled(
+    run: Translate,
+    image: np.ndarray,
+    *,
+    scale: int,
+    tile: int = 256,
+    overlap: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Translate a uint8 image (H, W, C) tile by tile; returns uint8 (H*scale, W*scale, C').
+    `progress(done, total)` is called after each tile (total: `tile_count`)."""
     if overlap * 2 > tile:
         raise ValueError("the overlap must be at most half the tile")
     h, w = image.shape[:2]
     th, tw = min(tile, h), min(tile, w)
     ys, xs = _starts(h, th, overlap), _starts(w, tw, overlap)
+    total, finished = len(ys) * len(xs), 0
     s, fade = scale, overlap * scale
     out: np.ndarray | None = None
     carry_num = carry_den = None  # accumulators of rows shared with the next band
@@ -71,6 +87,9 @@ def translate_tiled(run: Translate, image: np.ndarray, *, scale: int, tile: int 
             wt = (wy[:, None] * wx[None, :])[:, :, None]
             num[:, x0 * s : (x0 + tw) * s] += y * wt
             den[:, x0 * s : (x0 + tw) * s] += wt
+            finished += 1
+            if progress is not None:
+                progress(finished, total)
         assert num is not None and den is not None and out is not None
         if carry_num is not None:
             n = carry_num.shape[0]

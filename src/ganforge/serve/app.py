@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
@@ -29,7 +30,7 @@ from .. import __version__
 from ..errors import GanforgeError
 from . import params as P
 from .models import Loaded, ModelCache
-from .runs import MetricsLog, is_metric, latest_step, list_runs, series, summary
+from .runs import MAX_EXAMPLES, MetricsLog, example_inputs, is_metric, latest_step, list_runs, series, summary
 
 log = logging.getLogger("ganforge.serve")
 STATIC = Path(__file__).parent / "static"
@@ -510,6 +511,46 @@ def create_app(
 
         (png, ignored), loaded = await model_work(request, d, work)
         return Response(png, media_type="image/png", headers=image_headers(loaded, ignored))
+
+    @app.get(
+        "/api/runs/{run}/examples",
+        tags=["generate"],
+        summary="Example inputs for an image-to-image run (its own preview inputs)",
+        responses=ERRORS,
+    )
+    def get_examples(run: str) -> dict[str, Any]:
+        """The fixed inputs the run shows in its sample grids (taken from its dataset when training
+        started), as one-click examples for the translate playground: [{"index", "url", "direction",
+        "width", "height"}]. Empty, with a "note", for runs that generate from seeds or have no grid yet."""
+        d = run_of(run)
+        found = example_inputs(d)
+        examples = [
+            {
+                "index": i,
+                "url": f"/api/runs/{quote(d.name, safe='')}/examples/{i}.png",
+                "direction": way,
+                "width": im.width,
+                "height": im.height,
+            }
+            for i, (im, way) in enumerate(found["examples"])
+        ]
+        return {"run": d.name, "step": found["step"], "examples": examples, "note": found["note"]}
+
+    @app.get(
+        "/api/runs/{run}/examples/{index}.png",
+        tags=["generate"],
+        summary="One example input as PNG",
+        response_class=Response,
+        responses={**PNG, **ERRORS},
+    )
+    def get_example(run: str, index: str) -> Response:
+        d = run_of(run)
+        i = P.parse_int(index, "index", 0, MAX_EXAMPLES - 1)
+        found = example_inputs(d)
+        if i >= len(found["examples"]):
+            raise P.ParamError(404, f"run '{d.name}' has no example {i}" + (f": {found['note']}" if found["note"] else ""))
+        im, _ = found["examples"][i]
+        return Response(_png_image(im), media_type="image/png", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/server", tags=["runs"], summary="The studio itself: version, runs folder, loaded models")
     def server_info() -> dict[str, Any]:

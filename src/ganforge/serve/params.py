@@ -23,7 +23,8 @@ FPS_RANGE = (1, 50)  # GIF frame rate: browsers clamp frame delays under 20 ms a
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # an uploaded image: 10 MB
 MAX_UPLOAD_SIDE = 4096  # an uploaded image: pixels on a side
 MAX_MIX_SEEDS = 8  # rows or columns of a style-mixing grid
-NOISE_MODES = ("const", "random", "none")
+from ..vocab import NOISE_MODES  # noqa: E402
+
 DIRECTIONS = ("AtoB", "BtoA")
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # what the studio decodes; others are 415
 _INT = re.compile(r"[+]?[0-9]+")

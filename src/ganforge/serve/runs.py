@@ -322,3 +322,58 @@ def list_runs(runs_dir: Path) -> list[Path]:
         except OSError:
             continue
     return out
+
+
+MAX_EXAMPLES = 4  # inputs the image-to-image playground offers as one-click examples
+_MAX_GRID_SIDE = 20000  # a sample grid larger than this is not one the training loop wrote
+
+
+def example_inputs(run_dir: Path, limit: int = MAX_EXAMPLES) -> dict[str, Any]:
+    """The fixed inputs an image-input run shows in its previews (the first column of its sample grids:
+    input | output | target, taken from its dataset), cut out of the newest grid, as examples for the
+    playground. {"step": grid step or None, "examples": [(PIL image, direction)], "note": why none}.
+    A super-resolution run's inputs are shown enlarged in the grid (nearest neighbour); they are brought
+    back to the model's input size, exactly. Reads only files of the run: no dataset, no model."""
+    from PIL import Image
+
+    cfg = read_json(run_dir / "config.json") or {}
+    _, meta = checkpoint_meta(run_dir)
+    if not cfg and isinstance(meta.get("config"), dict):
+        cfg = meta["config"]
+    caps = capabilities(cfg.get("model"))
+    if caps["inputs"] != "image":
+        return {"step": None, "examples": [], "note": "this run generates from seeds; it takes no input images"}
+    spec = meta.get("spec") if isinstance(meta.get("spec"), dict) else {}
+    side, steps = spec.get("resolution"), sample_steps(run_dir)
+    if not steps or not isinstance(side, int) or side < 1:
+        return {"step": None, "examples": [], "note": "no sample grid yet: examples appear with the first one"}
+    step = steps[-1]
+    path = run_dir / "samples" / f"grid-{step:06d}.png"
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if max(w, h) > _MAX_GRID_SIDE:
+                raise ValueError("too large")
+            grid = im.convert("L" if im.mode in ("L", "I;16", "1") else "RGB")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return {"step": step, "examples": [], "note": f"cannot read {path.name}"}
+    cell, pad = side + 1, 1
+    cols, rows = (w - pad) // cell, (h - pad) // cell
+    if cols < 2 or rows < 1 or cols * cell + pad != w or rows * cell + pad != h:
+        return {"step": step, "examples": [], "note": f"{path.name} is not laid out as input | output | target rows"}
+    directions = caps["directions"] or ["AtoB"]
+    # CycleGAN's previews are A | G_AB(A) | B | G_BA(B): both sides are inputs, one per direction.
+    columns = [(0, directions[0])] + ([(2, directions[1])] if len(directions) > 1 and cols >= 4 else [])
+    in_side = spec.get("in_resolution") or side
+    shrink = isinstance(in_side, int) and 0 < in_side < side and side % in_side == 0
+    out = []
+    for r in range(rows):
+        for c, way in columns:
+            if len(out) >= limit:
+                break
+            x, y = pad + c * cell, pad + r * cell
+            tile = grid.crop((x, y, x + side, y + side))
+            if shrink:
+                tile = tile.resize((in_side, in_side), Image.Resampling.NEAREST)
+            out.append((tile, way))
+    return {"step": step, "examples": out, "note": ""}

@@ -717,6 +717,34 @@
     drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); take(ev.dataTransfer.files[0]); });
     if (dirSel) dirSel.addEventListener("change", translate);
 
+    // One-click examples: the run's own preview inputs (from its dataset), so the page is never empty.
+    const thumbs = [];
+    const examples = h("div", { class: "examples", id: "examples", hidden: true });
+    async function loadExamples() {
+      let list;
+      try { list = await api(`${base}/examples`); } catch (e) { return; } // no examples: the upload still works
+      if (!list.examples || !list.examples.length) return;
+      const buttons = [];
+      for (const ex of list.examples) {
+        const img = new BlobImage({ alt: `example ${ex.index + 1}` });
+        thumbs.push(img);
+        const label = dirSel && ex.direction !== dirs[0] ? ` (${ex.direction.replace("to", " → ")})` : "";
+        const btn = h("button", { type: "button", class: "example", "data-index": ex.index, title: `Use example ${ex.index + 1}${label}`,
+          onclick: async () => {
+            try {
+              const r = await api(ex.url, { as: "blob" });
+              if (dirSel && dirs.includes(ex.direction)) dirSel.value = ex.direction;
+              take(new File([r.blob], `example-${ex.index + 1}.png`, { type: "image/png" }));
+            } catch (e) { if (!isAbort(e)) toast(e.message); }
+          } }, img.el);
+        buttons.push(btn);
+        api(ex.url, { as: "blob" }).then((r) => img.set(r.blob)).catch(() => btn.remove());
+      }
+      fill(examples, h("span", { class: "muted" }, "Or try one of the run's own inputs:"), buttons);
+      examples.hidden = false;
+    }
+    loadExamples();
+
     const what = run.family === "srgan" ? "Enhance an image" : "Translate an image";
     view.replaceChildren(
       h("div", { class: "pagehead" }, h("h1", {}, run.name), badge(run.status),
@@ -724,8 +752,9 @@
           h("span", {}, "checkpoint ", h("b", {}, fmtStep(run.checkpoint_step))))),
       h("section", { class: "panel" }, h("h2", {}, what), controls,
         h("div", { class: "pair" }, h("figure", {}, h("figcaption", {}, "Input"), drop), h("figure", {}, h("figcaption", {}, "Output"), out)),
+        examples,
         h("div", { class: "row", style: "margin-top:.8rem" }, download, caption), file));
-    return () => { if (ctrl) ctrl.abort(); inImg.dispose(); outImg.dispose(); };
+    return () => { if (ctrl) ctrl.abort(); inImg.dispose(); outImg.dispose(); thumbs.forEach((t) => t.dispose()); };
   }
 
   window.addEventListener("hashchange", route);
