@@ -331,7 +331,7 @@ def step_flops_per_image(
     spec = DataSpec(resolution=resolution, channels=3)
     torch.manual_seed(0)
     fam, fam_cfg, nets = build_model(cfg, spec, dev)
-    fam.setup_training(nets, fam_cfg, spec, dev)
+    fam.setup_training(nets, dev)
     opts = fam.optimizers(nets, fam_cfg)
     x = torch.rand(batch, 3, resolution, resolution, device=dev) * 2 - 1
     ctx = Engine(dev)

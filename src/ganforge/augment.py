@@ -88,7 +88,8 @@ _UNIFORMS = (
 )
 _NORMALS = ("scale", "aniso", "xfrac_x", "xfrac_y", "brightness", "contrast", "saturation", "noise")
 
-AUGMENT_KINDS = ("ada", "diffaugment", "none", "fixed")
+from .vocab import AUGMENTATIONS as AUGMENT_KINDS  # noqa: E402
+
 DIFF_AUGMENT_POLICIES = ("color", "translation", "cutout")
 
 

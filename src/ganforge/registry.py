@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 
@@ -56,6 +57,24 @@ def get_family(name: str) -> Family:
     module_name, attr = _FAMILY_PATHS[name].split(":")
     cls = getattr(importlib.import_module(module_name), attr)
     return cls()
+
+
+# Pretrained weights other than ganforge run folders, by file suffix: "module:function" taking the file's path and
+# returning (family settings read from the file, {network: state dict}). Families declare the suffixes they accept
+# (`Family.pretrained_sources`); the readers are imported only when used, so training imports no reader (interop
+# sits above training).
+_PRETRAINED_READERS: dict[str, str] = {
+    ".pkl": "ganforge.interop.nvlabs:read_pretrained",
+}
+
+
+def pretrained_reader(suffix: str) -> Callable[[str], tuple[dict[str, Any], dict[str, dict[str, Any]]]]:
+    """The reader of pretrained weights stored in files ending in `suffix` (e.g. ".pkl")."""
+    path = _PRETRAINED_READERS.get(suffix.lower())
+    if path is None:
+        raise ConfigError(f"no reader for pretrained '{suffix}' files; use a ganforge run folder or one of: {', '.join(_PRETRAINED_READERS)}")
+    module_name, attr = path.split(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def register(name: str, path: str) -> None:

@@ -28,6 +28,9 @@ IMAGE_INPUT_KINDS = ("paired", "unpaired", "superres")
 
 Batch = dict[str, torch.Tensor]
 
+# What a generator can be conditioned on, besides its noise (the vocabulary lives in ganforge.vocab).
+from .vocab import CONDITIONING  # noqa: E402,F401
+
 
 @dataclass
 class DataSpec:
@@ -68,7 +71,8 @@ class DataSpec:
 class Capabilities:
     """What a family's trained model can do, so callers ask instead of probing with `getattr`.
 
-    `conditional` is not here: a model is class-conditional when its `DataSpec.num_classes` > 0.
+    Declared per family as a class attribute; `Family.capabilities_for(nets)` completes it for one built
+    model (its conditioning, its input stride).
     """
 
     inputs: str = "noise"  # "noise": generates from latents addressed by seed; "image": translates images
@@ -77,6 +81,9 @@ class Capabilities:
     style_mixing: bool = False  # has a W space with per-layer styles (mix, project)
     encode: bool = False  # maps images to latents (`Family.encode`): walks between real images
     directions: tuple[str, ...] = ()  # image-input models: the directions they translate ("AtoB", "BtoA")
+    fully_convolutional: bool = False  # image-input models: translate inputs of any size that is a multiple of...
+    size_multiple: int = 1  # ...this stride (set per built model by `capabilities_for`)
+    conditioning: str = "none"  # what a built model is conditioned on: one of CONDITIONING
 
 
 @dataclass

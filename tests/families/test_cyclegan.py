@@ -107,7 +107,7 @@ def test_train_step_sets_the_scheduled_lr():
     logs = fam.train_step(nets, opts, batch, 75, ctx)
     assert logs["lr_scale"] == pytest.approx(0.5)
     assert all(g["lr"] == pytest.approx(1e-4) for o in opts.values() for g in o.param_groups)
-    fam.cfg = CycleGANConfig(ngf=2, ndf=2, n_blocks=1, schedule_steps=80)  # an explicit length wins
+    nets.cfg = CycleGANConfig(ngf=2, ndf=2, n_blocks=1, schedule_steps=80)  # an explicit length wins
     assert fam.train_step(nets, opts, batch, 75, ctx)["lr_scale"] == pytest.approx(5 / 40)
 
 

@@ -42,7 +42,8 @@ def test_projection_term_starts_on_the_scale_of_the_logit():
     # judged label agreement and conditional G drew one prototype per class.
     import torch
 
-    from ganforge.families.dcgan import Discriminator, _init_weights
+    from ganforge.nn.dcgan import Discriminator
+    from ganforge.nn.dcgan import init_weights as _init_weights
 
     torch.manual_seed(0)
     D = Discriminator(16, 1, 32, 8, "batch", num_classes=10)

@@ -43,9 +43,8 @@ class TestPix2PixColorizeContract(ImageFamilyContract):
         from ganforge.data.dataset import load_dataset
 
         fam = Pix2Pix()
-        fam.cfg = Pix2PixConfig(preset="colorize")
         ds = load_dataset(self._data(request), kinds=fam.data_kinds)
-        source, target = fam.pair(ds.stream(8, 0, xflip=True).next())
+        source, target = fam.pair(Pix2PixConfig(preset="colorize"), ds.stream(8, 0, xflip=True).next())
         assert source.shape == (8, 1, 16, 16) and target.shape == (8, 3, 16, 16)
         w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
         assert torch.allclose(source, (target * w).sum(1, keepdim=True), atol=1e-6)
@@ -57,7 +56,7 @@ def test_unet_layouts(res, depth, dropouts):
     fam = Pix2Pix()
     nets = fam.build(Pix2PixConfig(ngf=2, ndf=2), DataSpec(kind="paired", resolution=res, channels=3, in_channels=1))
     G = nets["G"]
-    assert G.depth == depth and fam.size_multiple == 2**depth and G.num_dropout == dropouts
+    assert G.depth == depth and fam.capabilities_for(nets).size_multiple == 2**depth and G.num_dropout == dropouts
     widths = [
         down[-1].out_channels if isinstance(down[-1], torch.nn.Conv2d) else down[-2].out_channels for down in G.downs
     ]

@@ -71,7 +71,7 @@ def _tiny(pretrain: int, **kw):
     cfg = SRGANConfig(ngf=4, n_blocks=1, ndf=2, d_dense=8, scale=2, crop=16, pretrain_steps=pretrain, **kw)
     spec = DataSpec(kind="superres", resolution=16, channels=3, in_resolution=8, in_channels=3)
     nets = fam.build(cfg, spec)
-    fam.setup_training(nets, cfg, spec, torch.device("cpu"))
+    fam.setup_training(nets, torch.device("cpu"))
     hr = torch.rand(4, 3, 16, 16) * 2 - 1
     batch = {"source": torch.nn.functional.avg_pool2d(hr, 2), "target": hr}
     return fam, nets, fam.optimizers(nets, cfg), batch
@@ -95,19 +95,19 @@ def test_psnr_phase_leaves_d_untouched():
 
 
 def test_pretrain_steps_default_is_half_of_training():
-    fam, *_ = _tiny(pretrain=-1)
+    fam, nets, *_ = _tiny(pretrain=-1)
     ctx = StepContext()
-    assert fam.pretrain_steps(ctx) == srgan.PRETRAIN_FALLBACK  # the loop did not say how long the run is
+    assert fam.pretrain_steps(nets.cfg, ctx) == srgan.PRETRAIN_FALLBACK  # the loop did not say how long the run is
     ctx.total_steps = 300
-    assert fam.pretrain_steps(ctx) == 150
-    fam.cfg.schedule_steps = 40
-    assert fam.pretrain_steps(ctx) == 20
+    assert fam.pretrain_steps(nets.cfg, ctx) == 150
+    nets.cfg.schedule_steps = 40
+    assert fam.pretrain_steps(nets.cfg, ctx) == 20
 
 
 def test_without_vgg_weights_the_pixel_loss_is_used_and_reported(tmp_path, tiny_data):
     assert srgan.vgg_weights_path() is None
     fam, nets, opts, batch = _tiny(pretrain=0)
-    assert fam.vgg is None and "not found" in fam.state_dict()["content_loss"]
+    assert "vgg" not in nets.frozen and "not found" in fam.state_dict(nets)["content_loss"]
     logs = fam.train_step(nets, opts, batch, 0, StepContext())
     assert logs["content_vgg"] == 0.0 and "loss_vgg" not in logs
     assert logs["loss_content"] == pytest.approx(logs["loss_pixel"], rel=1e-5)
@@ -129,9 +129,31 @@ def test_vgg_feature_loss_when_weights_are_local(monkeypatch, tmp_path):
         srgan, "load_vgg_features", lambda path, device: nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.ReLU())
     )
     fam, nets, opts, batch = _tiny(pretrain=0)
-    assert fam.vgg is not None and "VGG19" in fam.state_dict()["content_loss"]
+    assert "vgg" in nets.frozen and "VGG19" in fam.state_dict(nets)["content_loss"]
     logs = fam.train_step(nets, opts, batch, 0, StepContext())
     assert logs["content_vgg"] == 1.0 and logs["loss_vgg"] > 0
     assert logs["loss_content"] == pytest.approx(logs["loss_vgg"], rel=1e-5)  # SRGAN-VGG54: no pixel term
-    fam2, *_ = _tiny(pretrain=0, vgg="off")
-    assert fam2.vgg is None and "vgg=off" in fam2.state_dict()["content_loss"]
+    fam2, nets2, *_ = _tiny(pretrain=0, vgg="off")
+    assert "vgg" not in nets2.frozen and "vgg=off" in fam2.state_dict(nets2)["content_loss"]
+
+
+def test_a_frozen_network_takes_no_step_and_is_not_checkpointed(monkeypatch, tmp_path, tiny_data):
+    """`nets.frozen` (here SRGAN's content-loss VGG, a stand-in) is trained by no optimizer, absent from the
+    checkpoint's tensors, and recorded there by checksum."""
+    monkeypatch.setattr(srgan, "vgg_weights_path", lambda: tmp_path / srgan.VGG19_FILE)
+    monkeypatch.setattr(
+        srgan, "load_vgg_features", lambda path, device: nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.ReLU())
+    )
+    fam, nets, opts, batch = _tiny(pretrain=0)
+    vgg = nets.frozen["vgg"]
+    before = {k: v.clone() for k, v in vgg.state_dict().items()}
+    in_opts = {id(p) for o in opts.values() for g in o.param_groups for p in g["params"]}
+    assert not any(id(p) in in_opts for p in vgg.parameters())
+    fam.train_step(nets, opts, batch, 0, StepContext())
+    assert all(torch.equal(v, vgg.state_dict()[k]) for k, v in before.items())
+    assert "vgg" not in dict(nets.named_children())  # not a sub-module: never in state_dict()
+    res = train(tiny_config(tmp_path, tiny_data, model="srgan", family={**TINY, "pretrain_steps": 0}, steps=2), progress=False)
+    base = ckpt.resolve_checkpoint(res.run_dir)
+    meta = json.loads(base.with_suffix(".json").read_text())
+    assert set(meta["frozen_networks"]) == {"vgg"} and len(meta["frozen_networks"]["vgg"]) == 64
+    assert not any("vgg" in k for k in ckpt.load_tensors(base))

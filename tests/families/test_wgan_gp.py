@@ -58,7 +58,7 @@ def test_each_critic_iteration_gets_its_own_reals():
         return critic_forward(x, labels)
 
     nets["D"].forward = spy
-    opts = fam.optimizers(nets, fam.cfg)
+    opts = fam.optimizers(nets, nets.cfg)
     real = torch.arange(20, dtype=torch.float32).view(10, 2)
     fam.train_step(nets, opts, {"points": real}, 0, StepContext(device=torch.device("cpu")))
     reals = [x for x in seen if any(torch.equal(x, c) for c in real.chunk(5))]

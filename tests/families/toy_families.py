@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganforge.families.base import Batch, Capabilities, DataSpec, Family, StepContext
+from ganforge.families.base import Batch, Capabilities, DataSpec, Family, Networks, StepContext
 from ganforge.spec import ImageRequest
 
 
@@ -25,13 +25,11 @@ class ToyConfig:
 
 class _ConvFamily(Family):
     Config = ToyConfig
-    fully_convolutional = True
-    size_multiple = 1
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: ToyConfig) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: ToyConfig) -> dict[str, torch.optim.Optimizer]:
         return {"G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr)}
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         out = nets["G"](batch["source"])
         loss = F.l1_loss(out.float(), batch["target"].float())
         opts["G"].zero_grad(set_to_none=True)
@@ -40,7 +38,7 @@ class _ConvFamily(Family):
         ctx.step(opts["G"])
         return {"loss_L1": loss.item(), "grad_G": grad}
 
-    def translate(self, nets: nn.ModuleDict, request: ImageRequest) -> torch.Tensor:
+    def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:
         return self.generator_net(nets)(request.images)
 
 
@@ -49,16 +47,15 @@ class ToyTranslator(_ConvFamily):
 
     name = "toy-pix"
     data_kinds = ("paired",)
-    capabilities = Capabilities(inputs="image", directions=("AtoB",))
+    capabilities = Capabilities(inputs="image", directions=("AtoB",), fully_convolutional=True)
 
-    def build(self, cfg: ToyConfig, spec: DataSpec) -> nn.ModuleDict:
-        self.cfg, self.spec = cfg, spec
+    def build(self, cfg: ToyConfig, spec: DataSpec) -> Networks:
         g = nn.Sequential(
             nn.Conv2d(spec.source_channels, cfg.nf, 3, 1, 1), nn.ReLU(),
             nn.Conv2d(cfg.nf, cfg.nf, 3, 1, 1), nn.ReLU(),
             nn.Conv2d(cfg.nf, spec.channels, 3, 1, 1), nn.Tanh(),
         )
-        return nn.ModuleDict({"G": g})
+        return Networks({"G": g}, cfg=cfg, spec=spec)
 
 
 class ToySuperRes(_ConvFamily):
@@ -66,17 +63,16 @@ class ToySuperRes(_ConvFamily):
 
     name = "toy-sr"
     data_kinds = ("superres",)
-    capabilities = Capabilities(inputs="image", directions=("AtoB",))
+    capabilities = Capabilities(inputs="image", directions=("AtoB",), fully_convolutional=True)
     ema: dict[str, str] = {}  # noqa: RUF012  (no EMA copy: exercises the raw-generator path)
 
     def data_options(self, cfg: ToyConfig) -> dict[str, Any]:
         return {"scale": cfg.scale, "crop": cfg.crop}
 
-    def build(self, cfg: ToyConfig, spec: DataSpec) -> nn.ModuleDict:
-        self.cfg, self.spec = cfg, spec
+    def build(self, cfg: ToyConfig, spec: DataSpec) -> Networks:
         r = spec.resolution // spec.source_resolution
         g = nn.Sequential(
             nn.Conv2d(spec.source_channels, cfg.nf, 3, 1, 1), nn.ReLU(),
             nn.Conv2d(cfg.nf, spec.channels * r * r, 3, 1, 1), nn.PixelShuffle(r), nn.Tanh(),
         )
-        return nn.ModuleDict({"G": g})
+        return Networks({"G": g}, cfg=cfg, spec=spec)

@@ -66,7 +66,7 @@ def test_pix2pix_takes_other_image_sizes(runs, tmp_path):
     model = Model.load(runs["pix2pix"])
     res = export_onnx(model, tmp_path / "p2p.onnx")
     assert "dynamic" in " ".join(res.notes)
-    mult = model.family.size_multiple
+    mult = model.family.capabilities_for(model.nets).size_multiple
     x = torch.rand(2, 3, 2 * mult, 3 * mult, generator=torch.Generator().manual_seed(5)) * 2 - 1
     out = _session(res.path).run(None, {"source": x.numpy()})[0]
     ref = model.translate(x, output="tensor").numpy()

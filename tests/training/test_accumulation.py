@@ -83,7 +83,7 @@ def test_vae_micro_batches_apply_the_whole_batch_gradient():
     for micro in (0, 2):
         torch.manual_seed(3)
         nets = fam.build(cfg, spec)
-        fam.setup_training(nets, cfg, spec, torch.device("cpu"))
+        fam.setup_training(nets, torch.device("cpu"))
         opts = fam.optimizers(nets, cfg)
         x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
         logs = fam.train_step(nets, opts, {"image": x}, 0, TapeContext(micro))

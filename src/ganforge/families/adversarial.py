@@ -25,7 +25,7 @@ from torch import nn
 from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
-from .base import DataSpec, Family, StepContext
+from .base import DataSpec, Family, Networks, StepContext
 
 Tensor = torch.Tensor
 Labels = Tensor | None
@@ -67,7 +67,7 @@ def adversarial_step(
     logs: dict[str, float] = {}
 
     pairs = objective.mode_seeking > 0
-    _trainable(D, True)
+    set_trainable(D, True)
     fake = z = None
     for real, labels in d_batches:
         # --batch-gpu: the batch in micro-batches whose gradients add up before the step (one part otherwise).
@@ -108,7 +108,7 @@ def adversarial_step(
         ctx.step(opts["D"])
     d_real, d_fake = torch.cat(seen_real), torch.cat(seen_fake)
 
-    _trainable(D, False)
+    set_trainable(D, False)
     real, labels = d_batches[0]
     parts = ctx.micro_batches(real.shape[0])
     keep = reuse and len(parts) == 1
@@ -134,7 +134,7 @@ def adversarial_step(
         logs["ms_ratio"] = sum(ratios) / len(ratios)
     logs["grad_G"] = ctx.grad_norm(G, opts["G"])
     ctx.step(opts["G"])
-    _trainable(D, True)
+    set_trainable(D, True)
 
     logs["loss_G"] = loss_g_total
     if objective.report == "score":
@@ -174,7 +174,7 @@ def _mode_seeking_ratio(fake: Tensor, z: Tensor) -> Tensor:
 _PARAMS: weakref.WeakKeyDictionary[nn.Module, list[nn.Parameter]] = weakref.WeakKeyDictionary()
 
 
-def _trainable(module: nn.Module, flag: bool) -> None:
+def set_trainable(module: nn.Module, flag: bool) -> None:
     """`module.requires_grad_(flag)` with the parameter list cached: walking the module tree three
     times a step cost ~5 % of a small MLP GAN's step. The networks do not change after `build`."""
     params = _PARAMS.get(module)
@@ -207,11 +207,10 @@ class AdversarialFamily(Family):
     """What the G/D families share besides the step: two Adam optimisers, sampling from the EMA
     generator, and the power-of-two resolution check of the convolutional ones."""
 
-    spec: DataSpec
     adversarial = True
     accumulates = True
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: Any) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: Any) -> dict[str, torch.optim.Optimizer]:
         """Adam(lr, (beta1, beta2)) for G and D; `lr_g` / `lr_d`, where the config has them and they
         are not 0, override `lr` for one network."""
         betas = (cfg.beta1, cfg.beta2)
@@ -220,17 +219,15 @@ class AdversarialFamily(Family):
             "D": torch.optim.Adam(nets["D"].parameters(), lr=getattr(cfg, "lr_d", 0.0) or cfg.lr, betas=betas),
         }
 
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        with point_precision(self.spec, z.device):
+    def sample(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        with point_precision(nets.spec, z.device):
             return self.generator_net(nets)(z, labels)
 
     @staticmethod
-    def point_nets(nz: int, width: int, layers: int, spec: DataSpec, **d_options: Any) -> nn.ModuleDict:
+    def point_nets(nz: int, width: int, layers: int, spec: DataSpec, **d_options: Any) -> dict[str, nn.Module]:
         """MLP G and D for point data (the toy experiments of the WGAN-GP and SN-GAN papers)."""
         shape = sample_shape(spec)
-        return nn.ModuleDict(
-            {"G": MLPGenerator(nz, shape, width, layers), "D": MLPDiscriminator(math.prod(shape), width, layers, **d_options)}
-        )
+        return {"G": MLPGenerator(nz, shape, width, layers), "D": MLPDiscriminator(math.prod(shape), width, layers, **d_options)}
 
     def check_resolution(self, spec: DataSpec) -> None:
         r = spec.resolution

@@ -10,6 +10,7 @@ lives in `ganforge.spec`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -19,7 +20,49 @@ from torch import nn
 from ..errors import ConfigError
 from ..spec import Batch, Capabilities, DataSpec, ImageRequest, NoiseRequest, Request
 
-__all__ = ["Batch", "Capabilities", "DataSpec", "Family", "StepContext"]
+__all__ = ["Batch", "Capabilities", "DataSpec", "Family", "Networks", "StepContext"]
+
+
+class Networks(nn.ModuleDict):
+    """What `Family.build` returns: the built state of one model, which `train_step`, `generate` and the
+    other family methods receive. A family keeps nothing on `self`; everything about a run is here.
+
+    - the trainable networks, by name (a `ModuleDict`: they move, save and load as one; the loop adds
+      the EMA copies named in `Family.ema`);
+    - `cfg`, the resolved family config, and `spec`, the data spec, as the family built them;
+    - `frozen`: helper networks trained by no optimizer and never written into a checkpoint (a VGG for
+      a perceptual loss, a feature network inside a projected discriminator). They are rebuilt from
+      their package by `Family.setup_training`; the checkpoint records their checksums (`frozen_checksums`);
+    - `state`: the run state that is not a network (StyleGAN2's mean path length, CycleGAN's image
+      pools), saved through `Family.state_dict`.
+    """
+
+    def __init__(self, modules: dict[str, nn.Module] | None = None, *, cfg: Any = None, spec: DataSpec | None = None) -> None:
+        super().__init__(modules)
+        # Plain attributes (not sub-modules): nn.Module.__setattr__ stores non-module values as usual.
+        self.cfg = cfg
+        self.spec = spec if spec is not None else DataSpec()
+        self.frozen: dict[str, nn.Module] = {}
+        self.state: dict[str, Any] = {}
+
+    def subset(self, names: Iterator[str] | tuple[str, ...] | list[str]) -> Networks:
+        """The same built state with only the named networks (inference loads just the generator)."""
+        out = Networks({k: self[k] for k in names if k in self}, cfg=self.cfg, spec=self.spec)
+        out.frozen, out.state = self.frozen, self.state
+        return out
+
+    def frozen_checksums(self) -> dict[str, str]:
+        """sha256 of each frozen network's tensors (name order), recorded in checkpoints instead of the weights."""
+        import hashlib
+
+        out = {}
+        for name, net in sorted(self.frozen.items()):
+            h = hashlib.sha256()
+            for key, t in sorted(net.state_dict().items()):
+                h.update(key.encode())
+                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            out[name] = h.hexdigest()
+        return out
 
 
 class StepContext:
@@ -179,22 +222,21 @@ class Family:
         raise NotImplementedError
 
     # ---- networks and optimisation -------------------------------------------------------------
-    def build(self, cfg: Any, spec: DataSpec) -> nn.ModuleDict:
-        """Build the networks ("G", "D", ...). The loop adds the EMA copies named in `ema`.
-
-        Must remember what `generate` needs (e.g. `self.cfg`, `self.spec`): inference calls `build`
-        and then `generate` on the same instance."""
+    def build(self, cfg: Any, spec: DataSpec) -> Networks:
+        """Build the networks ("G", "D", ...) and return them with the config and spec they were built for
+        (`Networks`). The loop adds the EMA copies named in `ema`. Nothing is kept on the family: inference
+        and training may build several models with one family instance."""
         raise NotImplementedError
 
-    def setup_training(self, nets: nn.ModuleDict, cfg: Any, spec: DataSpec, device: torch.device) -> None:
-        """Training-only helpers that are neither trained nor checkpointed nor built at inference
-        (a frozen VGG for a perceptual loss, an augmentation pipeline). Called once by the loop."""
+    def setup_training(self, nets: Networks, device: torch.device) -> None:
+        """Training-only helpers that are neither trained nor checkpointed nor built at inference (a frozen
+        VGG for a perceptual loss): put them in `nets.frozen`. Called once by the loop."""
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: Any) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: Any) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
     def train_step(
-        self, nets: nn.ModuleDict, opts: dict[str, torch.optim.Optimizer], batch: Batch, step: int, ctx: StepContext
+        self, nets: Networks, opts: dict[str, torch.optim.Optimizer], batch: Batch, step: int, ctx: StepContext
     ) -> dict[str, float]:
         """One optimisation step (D and G updates). Returns scalars to log.
 
@@ -208,8 +250,30 @@ class Family:
         from a network with other classes (`--resume-from`) starts it fresh."""
         return "embed" in key
 
+    # ---- what a built model can do -------------------------------------------------------------
+    def capabilities_for(self, nets: Networks) -> Capabilities:
+        """`capabilities` completed with what depends on the built model: its kind of conditioning and,
+        for fully convolutional image-input models, the stride their input sides must be a multiple of."""
+        caps = self.capabilities
+        if caps.inputs == "image":
+            cond = "image"
+        else:
+            cond = "class" if nets.spec.num_classes else "none"
+        return dataclasses.replace(caps, conditioning=cond)
+
+    def fp16_layers(self, nets: Networks) -> list[nn.Module]:
+        """The precision policy: layers that compute in fp16 by themselves on CUDA (stylegan2's blocks, as in
+        the reference), each with a boolean `use_fp16` the loop turns off when an explicit --precision
+        applies to the whole network. None by default (the loop's autocast decides)."""
+        return []
+
+    def pretrained_sources(self) -> tuple[str, ...]:
+        """File suffixes, besides ganforge run folders, that `train --resume-from` can start this family from
+        (read by a reader registered in `ganforge.pretrained`, e.g. ".pkl" for NVlabs' networks)."""
+        return ()
+
     # ---- generation ----------------------------------------------------------------------------
-    def generate(self, nets: nn.ModuleDict, request: Request) -> torch.Tensor:
+    def generate(self, nets: Networks, request: Request) -> torch.Tensor:
         """The one entry point of generation: samples (images in [-1, 1], or points) for a request.
 
         Checks the request against `capabilities` and dispatches to `sample` (noise) or `translate`
@@ -235,21 +299,21 @@ class Family:
             return self.translate(nets, request)
         raise TypeError(f"unknown request type {type(request).__name__}")
 
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Noise families: map latents (and labels, for conditional models) to images in [-1, 1] or points."""
         raise NotImplementedError
 
-    def translate(self, nets: nn.ModuleDict, request: ImageRequest) -> torch.Tensor:
+    def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:
         """Image-input families: translate `request.images` (in [-1, 1]) to output images in [-1, 1]."""
         raise NotImplementedError
 
     def encode(
-        self, nets: nn.ModuleDict, images: torch.Tensor, labels: torch.Tensor | None = None
+        self, nets: Networks, images: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Families with `capabilities.encode`: posterior mean and log-variance of images in [-1, 1]."""
         raise NotImplementedError
 
-    def preview_rows(self, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
+    def preview_rows(self, nets: Networks, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
         """Image-input families: the images a preview shows for fixed inputs, one tensor per column
         (input | output | target by default); `generate` runs a request through the sampler."""
         src = batch["source"] if "source" in batch else batch["A"]
@@ -258,16 +322,30 @@ class Family:
             rows.append(batch["target"])
         return rows
 
-    # ---- extra state (e.g. ADA's p or an image pool): JSON values, or tensors (saved in safetensors) --
-    def state_dict(self) -> dict[str, Any]:
+    # ---- the style-space protocol (`capabilities.style_mixing`): mix and project use it -------------
+    def num_ws(self, nets: Networks) -> int:
+        """Number of per-layer W latents the synthesis network takes."""
+        raise NotImplementedError(f"model '{self.name}' has no W space")
+
+    def mapping(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
+        """W latents (N, num_ws, w_dim) for latents z (and labels), with truncation toward the mean w."""
+        raise NotImplementedError(f"model '{self.name}' has no W space")
+
+    def synthesize(self, nets: Networks, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+        """Images in [-1, 1] from W latents (N, num_ws, w_dim)."""
+        raise NotImplementedError(f"model '{self.name}' has no W space")
+
+    # ---- run state in `nets.state` (e.g. a mean path length, image pools): JSON values or tensors ----
+    def state_dict(self, nets: Networks) -> dict[str, Any]:
+        """What of `nets.state` a checkpoint keeps (tensors go to safetensors, the rest to JSON)."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, nets: Networks, state: dict[str, Any]) -> None:
         pass
 
     # ---- helpers shared by families ------------------------------------------------------------
     @staticmethod
-    def generator_net(nets: nn.ModuleDict, name: str = "G") -> nn.Module:
+    def generator_net(nets: Networks, name: str = "G") -> nn.Module:
         """The EMA copy of a generator when it exists, else the generator itself."""
         ema = f"{name}_ema"
         return nets[ema] if ema in nets else nets[name]

@@ -7,17 +7,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..config import TrainConfig, family_config_from_dict
 from ..registry import get_family
 from ..spec import DataSpec
-from .base import Family
+from .base import Family, Networks
 
 
 def build_model(
     cfg: TrainConfig, spec: DataSpec, device: torch.device, *, only: Sequence[str] | None = None
-) -> tuple[Family, Any, nn.ModuleDict]:
+) -> tuple[Family, Any, Networks]:
     """Family, family config and freshly initialised networks for a config.
 
     Training (`only=None`) gets every network plus the EMA copies the family names; inference passes
@@ -28,8 +27,10 @@ def build_model(
     family.check(fam_cfg, spec)
     fam_cfg = family.resolve_config(fam_cfg, spec, cfg.batch)
     nets = family.build(fam_cfg, spec)
+    if not isinstance(nets, Networks):
+        raise TypeError(f"{type(family).__name__}.build must return a Networks (the networks with their config and spec)")
     if only is not None:
-        nets = nn.ModuleDict({k: nets[k] for k in only if k in nets})
+        nets = nets.subset(only)
     else:
         for src, dst in family.ema.items():
             if src in nets:

@@ -40,8 +40,8 @@ from ..nn.image2image import (
     patch_layers,
 )
 from ..spec import ImageRequest, Request
-from .adversarial import _trainable
-from .base import Batch, Capabilities, DataSpec, Family, StepContext
+from .adversarial import set_trainable
+from .base import Batch, Capabilities, DataSpec, Family, Networks, StepContext
 
 
 @dataclass
@@ -186,20 +186,11 @@ class CycleGAN(Family):
     name = "cyclegan"
     Config = CycleGANConfig
     data_kinds = ("unpaired",)
-    capabilities = Capabilities(inputs="image", directions=("AtoB", "BtoA"))
+    capabilities = Capabilities(inputs="image", directions=("AtoB", "BtoA"), fully_convolutional=True, size_multiple=4)  # two stride-2 layers
     generator_nets = ("G_AB", "G_BA")
     ema: dict[str, str] = {}  # noqa: RUF012  (the paper keeps no average of G)
     adversarial = True
     loop_defaults = {"data": "day2night", "batch": 4, "xflip": True}  # noqa: RUF012
-    fully_convolutional = True
-    size_multiple = 4  # two stride-2 layers
-
-    cfg: CycleGANConfig
-    spec: DataSpec
-
-    def __init__(self) -> None:
-        self.pools = {"A": ImagePool(50), "B": ImagePool(50)}
-
     def check(self, cfg: CycleGANConfig, spec: DataSpec) -> None:
         super().check(cfg, spec)
         if cfg.loss not in ("lsgan", "vanilla", "nonsaturating"):
@@ -217,23 +208,23 @@ class CycleGAN(Family):
     def blocks(cfg: CycleGANConfig, spec: DataSpec) -> int:
         return cfg.n_blocks or (9 if spec.resolution >= 256 else 6)
 
-    def build(self, cfg: CycleGANConfig, spec: DataSpec) -> nn.ModuleDict:
-        self.cfg, self.spec = cfg, spec
-        self.pools = {"A": ImagePool(cfg.pool_size), "B": ImagePool(cfg.pool_size)}
+    def build(self, cfg: CycleGANConfig, spec: DataSpec) -> Networks:
         c, nb = spec.channels, self.blocks(cfg, spec)
         nl = patch_layers(spec.resolution, cfg.n_layers)
-        nets = nn.ModuleDict(
+        nets = Networks(
             {
                 "G_AB": ResnetGenerator(c, c, cfg.ngf, nb, cfg.norm),
                 "G_BA": ResnetGenerator(c, c, cfg.ngf, nb, cfg.norm),
                 "D_A": PatchDiscriminator(c, cfg.ndf, nl, cfg.norm),
                 "D_B": PatchDiscriminator(c, cfg.ndf, nl, cfg.norm),
-            }
+            },
+            cfg=cfg, spec=spec,
         )
+        nets.state["pools"] = {"A": ImagePool(cfg.pool_size), "B": ImagePool(cfg.pool_size)}
         nets.apply(init_normal)
         return nets
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: CycleGANConfig) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: CycleGANConfig) -> dict[str, torch.optim.Optimizer]:
         """One Adam for both generators and one for both discriminators (the authors' code)."""
         betas = (cfg.beta1, cfg.beta2)
         g_params = [*nets["G_AB"].parameters(), *nets["G_BA"].parameters()]
@@ -243,8 +234,8 @@ class CycleGAN(Family):
             "D": torch.optim.Adam(d_params, lr=cfg.lr, betas=betas),
         }
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg = self.cfg
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg = nets.cfg
         G_AB, G_BA, D_A, D_B = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
         real_a, real_b = batch["A"], batch["B"]
 
@@ -260,8 +251,8 @@ class CycleGAN(Family):
         rec_a, rec_b = G_BA(fake_b), G_AB(fake_a)
 
         # Update both generators through frozen discriminators.
-        _trainable(D_A, False)
-        _trainable(D_B, False)
+        set_trainable(D_A, False)
+        set_trainable(D_B, False)
         loss_gan_ab = gan_g_loss(cfg.loss, D_B(ctx.augment(fake_b)))
         loss_gan_ba = gan_g_loss(cfg.loss, D_A(ctx.augment(fake_a)))
         loss_cycle = F.l1_loss(rec_a.float(), real_a.float()) + F.l1_loss(rec_b.float(), real_b.float())
@@ -275,11 +266,12 @@ class CycleGAN(Family):
         ctx.backward(loss_g)
         grad_g = ctx.grad_norm(_Pair(G_AB, G_BA), opts["G"])
         ctx.step(opts["G"])
-        _trainable(D_A, True)
-        _trainable(D_B, True)
+        set_trainable(D_A, True)
+        set_trainable(D_B, True)
 
         # Update both discriminators on reals and on fakes drawn from their histories.
-        pool_a, pool_b = self.pools["A"].query(fake_a), self.pools["B"].query(fake_b)
+        pools = nets.state["pools"]
+        pool_a, pool_b = pools["A"].query(fake_a), pools["B"].query(fake_b)
         d_real_a, d_fake_a = D_A(ctx.augment(real_a)), D_A(ctx.augment(pool_a))
         d_real_b, d_fake_b = D_B(ctx.augment(real_b)), D_B(ctx.augment(pool_b))
         ctx.observe_real(torch.cat([d_real_a.flatten(), d_real_b.flatten()]))
@@ -307,26 +299,26 @@ class CycleGAN(Family):
         )
         return logs
 
-    def translate(self, nets: nn.ModuleDict, request: ImageRequest) -> torch.Tensor:
+    def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:
         G = self.generator_net(nets, "G_AB" if request.direction == "AtoB" else "G_BA")
         with eval_mode(G):
             return G(request.images)
 
-    def preview_rows(self, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
+    def preview_rows(self, nets: Networks, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
         """A | G_AB(A) | B | G_BA(B)."""
         a, b = batch["A"], batch["B"]
         n = min(a.shape[0], b.shape[0])
         a, b = a[:n], b[:n]
         return [a, generate(ImageRequest(a, direction="AtoB")), b, generate(ImageRequest(b, direction="BtoA"))]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, nets: Networks) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for side, pool in self.pools.items():
+        for side, pool in nets.state["pools"].items():
             images = pool.state()
             if images is not None:
                 out[f"pool_{side}"] = images
         return out
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for side, pool in self.pools.items():
+    def load_state_dict(self, nets: Networks, state: dict[str, Any]) -> None:
+        for side, pool in nets.state["pools"].items():
             pool.load(state.get(f"pool_{side}"))

@@ -22,13 +22,12 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
 from .adversarial import AdversarialFamily, Objective, adversarial_step
-from .base import Batch, DataSpec, StepContext
+from .base import Batch, DataSpec, Networks, StepContext
 
 LOSS_CHOICES = ("nonsaturating", "minimax", "hinge", "lsgan")
 
@@ -118,11 +117,10 @@ class GAN(AdversarialFamily):
     def latent_shape(self, cfg: GANConfig, spec: DataSpec) -> tuple[int, ...]:
         return (resolve(cfg, spec).nz,)
 
-    def build(self, cfg: GANConfig, spec: DataSpec) -> nn.ModuleDict:
+    def build(self, cfg: GANConfig, spec: DataSpec) -> Networks:
         r = resolve(cfg, spec)
         shape = sample_shape(spec)
-        self.cfg, self.spec = r, spec
-        return nn.ModuleDict(
+        return Networks(
             {
                 "G": MLPGenerator(
                     r.nz, shape, r.g_width, r.g_layers, norm=r.g_norm,
@@ -133,24 +131,25 @@ class GAN(AdversarialFamily):
                     math.prod(shape), r.d_width, r.d_layers, act=r.d_act, pieces=r.maxout_pieces,
                     dropout=r.d_dropout, pack=r.pack, num_classes=spec.num_classes, projection=r.d_cond == "projection" and r.pack == 1,
                 ),
-            }
+            },
+            cfg=r, spec=spec,
         )
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg: GANConfig = self.cfg
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: GANConfig = nets.cfg
         if cfg.lr_halflife > 0:
             # A function of the step alone, so that a resumed run follows the same schedule.
             decay = 0.5 ** (step / cfg.lr_halflife)
             for name, base in (("G", cfg.lr_g or cfg.lr), ("D", cfg.lr_d or cfg.lr)):
                 for group in opts[name].param_groups:
                     group["lr"] = base * decay
-        with point_precision(self.spec, ctx.device):
+        with point_precision(nets.spec, ctx.device):
             return self._step(nets, opts, batch, step, ctx)
 
-    def _step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg: GANConfig = self.cfg
-        real = batch["points"] if self.spec.kind == "points" else batch["image"]
-        labels = batch.get("label") if self.spec.num_classes else None
+    def _step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: GANConfig = nets.cfg
+        real = batch["points"] if nets.spec.kind == "points" else batch["image"]
+        labels = batch.get("label") if nets.spec.num_classes else None
         b = real.shape[0] - real.shape[0] % cfg.pack  # whole packs only
         if b == 0:
             raise ConfigError(f"batch {real.shape[0]} is smaller than pack={cfg.pack}; use a larger --batch")
@@ -162,11 +161,17 @@ class GAN(AdversarialFamily):
             report="score" if cfg.loss == "hinge" else ("lsgan" if cfg.loss == "lsgan" else "nonsaturating"),
         )
         if cfg.r1 > 0 and step % cfg.r1_every == 0:
-            objective.penalty, objective.real_grad = self._r1, True
+            objective.penalty, objective.real_grad = _r1_penalty(cfg.r1 * cfg.r1_every), True
         return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_critic, cfg.nz, objective)
 
-    def _r1(self, real: torch.Tensor, d_real: torch.Tensor, fake: torch.Tensor, labels) -> tuple[torch.Tensor, dict[str, float]]:
-        # R1, Mescheder et al. 2018, eq. 9: gamma/2 * E||grad_x D(x)||^2 on real data; lazy R1
-        # (every r1_every steps) scales it by r1_every, as StyleGAN2 does.
+
+
+def _r1_penalty(weight: float):
+    """R1, Mescheder et al. 2018, eq. 9: gamma/2 * E||grad_x D(x)||^2 on real data, with `weight` = gamma times
+    the lazy interval (every r1_every steps it is scaled by r1_every, as StyleGAN2 does)."""
+
+    def penalty(real: torch.Tensor, d_real: torch.Tensor, fake: torch.Tensor, labels) -> tuple[torch.Tensor, dict[str, float]]:
         r1 = losses.r1_penalty(d_real, real)
-        return 0.5 * self.cfg.r1 * self.cfg.r1_every * r1, {"r1": r1.item()}
+        return 0.5 * weight * r1, {"r1": r1.item()}
+
+    return penalty

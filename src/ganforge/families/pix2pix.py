@@ -20,6 +20,7 @@ plain image data: the images), and translation takes RGB or grayscale inputs and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,8 +44,8 @@ from ..nn.image2image import (
     patch_layers,
 )
 from ..spec import ImageRequest, Request
-from .adversarial import _trainable
-from .base import Batch, Capabilities, DataSpec, Family, StepContext
+from .adversarial import set_trainable
+from .base import Batch, Capabilities, DataSpec, Family, Networks, StepContext
 
 PRESETS = ("", "colorize")
 
@@ -135,15 +136,10 @@ class Pix2Pix(Family):
     Config = Pix2PixConfig
     # "image" only for the colorize preset (plain images become (luminance, colour) pairs); see `check`.
     data_kinds = ("paired", "image")
-    capabilities = Capabilities(inputs="image", directions=("AtoB",))
+    capabilities = Capabilities(inputs="image", directions=("AtoB",), fully_convolutional=True)
     ema: dict[str, str] = {}  # noqa: RUF012  (the paper keeps no average of G)
     adversarial = True  # --aug augments what D sees: concat(source, image), so both sides move together
     loop_defaults = {"data": "edges2shapes", "batch": 16, "xflip": True}  # noqa: RUF012
-    fully_convolutional = True
-    size_multiple = 256  # 2**depth, set by `build`
-
-    cfg: Pix2PixConfig
-    spec: DataSpec
 
     def check(self, cfg: Pix2PixConfig, spec: DataSpec) -> None:
         if cfg.preset not in PRESETS:
@@ -180,44 +176,48 @@ class Pix2Pix(Family):
     def in_channels(self, cfg: Pix2PixConfig, spec: DataSpec) -> int:
         return 1 if cfg.preset == "colorize" else spec.source_channels
 
-    def build(self, cfg: Pix2PixConfig, spec: DataSpec) -> nn.ModuleDict:
-        self.cfg, self.spec = cfg, spec
+    def build(self, cfg: Pix2PixConfig, spec: DataSpec) -> Networks:
         depth = unet_depth(cfg, spec)
-        self.size_multiple = 2**depth
         cin = self.in_channels(cfg, spec)
-        nets = nn.ModuleDict(
+        nets = Networks(
             {
                 "G": UNet(cin, spec.channels, depth, cfg.ngf, cfg.norm, cfg.dropout, cfg.dropout_layers),
                 "D": PatchDiscriminator(
                     cin + spec.channels, cfg.ndf, patch_layers(spec.resolution, cfg.n_layers), cfg.norm
                 ),
-            }
+            },
+            cfg=cfg, spec=spec,
         )
         nets.apply(init_normal)
         return nets
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: Pix2PixConfig) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: Pix2PixConfig) -> dict[str, torch.optim.Optimizer]:
         betas = (cfg.beta1, cfg.beta2)
         return {
             "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas),
             "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr, betas=betas),
         }
 
-    def pair(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def capabilities_for(self, nets: Networks) -> Capabilities:
+        """Inputs of any size that is a multiple of 2**depth (the U-Net's stride)."""
+        return dataclasses.replace(super().capabilities_for(nets), size_multiple=2 ** unet_depth(nets.cfg, nets.spec))
+
+    @staticmethod
+    def pair(cfg: Pix2PixConfig, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(source, target) of a batch: the data's pair, or for colorize (luminance, colour)."""
         target = batch["target"] if "target" in batch else batch["image"]
-        if self.cfg.preset == "colorize":
+        if cfg.preset == "colorize":
             return luminance(target), target
         return batch["source"], target
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg = self.cfg
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg = nets.cfg
         G, D = nets["G"], nets["D"]
-        source, real = self.pair(batch)
+        source, real = self.pair(cfg, batch)
         fake = G(source)
 
         # Update D on (source, real) against (source, G(source)), the fake detached.
-        _trainable(D, True)
+        set_trainable(D, True)
         d_real = D(ctx.augment(torch.cat([source, real], 1)))
         d_fake = D(ctx.augment(torch.cat([source, fake.detach()], 1)))
         ctx.observe_real(d_real)
@@ -228,7 +228,7 @@ class Pix2Pix(Family):
         ctx.step(opts["D"])
 
         # Update G through the frozen D: fool it, and stay near the target in L1 (eq. 4).
-        _trainable(D, False)
+        set_trainable(D, False)
         loss_gan = gan_g_loss(cfg.loss, D(ctx.augment(torch.cat([source, fake], 1))))
         loss_l1 = F.l1_loss(fake.float(), real.float())
         loss_g = loss_gan + cfg.l1_weight * loss_l1
@@ -236,7 +236,7 @@ class Pix2Pix(Family):
         ctx.backward(loss_g)
         grad_g = ctx.grad_norm(G, opts["G"])
         ctx.step(opts["G"])
-        _trainable(D, True)
+        set_trainable(D, True)
 
         report = "lsgan" if cfg.loss == "lsgan" else "nonsaturating"
         return {
@@ -250,14 +250,14 @@ class Pix2Pix(Family):
             "grad_G": grad_g,
         }
 
-    def translate(self, nets: nn.ModuleDict, request: ImageRequest) -> torch.Tensor:
+    def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:
         x = request.images
-        if self.cfg.preset == "colorize":
+        if nets.cfg.preset == "colorize":
             x = luminance(x)
         G = self.generator_net(nets)
         with eval_mode(G):
             return G(x)
 
-    def preview_rows(self, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
-        source, target = self.pair(batch)
+    def preview_rows(self, nets: Networks, generate: Callable[[Request], torch.Tensor], batch: Batch) -> list[torch.Tensor]:
+        source, target = self.pair(nets.cfg, batch)
         return [source, generate(ImageRequest(source)), target]

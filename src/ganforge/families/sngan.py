@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..nn.conditional import add_projection, concat_label
 from ..nn.mlp import point_precision
 from .adversarial import AdversarialFamily, adversarial_step, mode_seeking_weight, standard
-from .base import Batch, DataSpec, StepContext
+from .base import Batch, DataSpec, Networks, StepContext
 
 SN_LOSSES = ("hinge", "nonsaturating")
 
@@ -109,26 +109,26 @@ class SNGAN(AdversarialFamily):
     def latent_shape(self, cfg: SNGANConfig, spec: DataSpec) -> tuple[int, ...]:
         return (self._resolved(cfg, spec).nz,)
 
-    def build(self, cfg: SNGANConfig, spec: DataSpec) -> nn.ModuleDict:
+    def build(self, cfg: SNGANConfig, spec: DataSpec) -> Networks:
         r = self._resolved(cfg, spec)
-        self.cfg, self.spec = r, spec
         if spec.kind == "points":
-            return self.point_nets(r.nz, r.width, r.layers, spec, act="lrelu", spectral=True)
+            return Networks(self.point_nets(r.nz, r.width, r.layers, spec, act="lrelu", spectral=True), cfg=r, spec=spec)
         embed = r.embed_dim or max(r.nz // 2, 1)
         auto = 64 if spec.resolution >= 64 else 32  # the paper's 64; 32 below 64 px for CPU speed, as dcgan
         ngf, ndf = r.ngf or auto, r.ndf or r.ngf or auto
-        return nn.ModuleDict(
+        return Networks(
             {
                 "G": SNGenerator(r.nz, ngf, spec.channels, spec.resolution, spec.num_classes, embed),
                 "D": SNDiscriminator(ndf, spec.channels, spec.resolution, spec.num_classes),
-            }
+            },
+            cfg=r, spec=spec,
         )
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg: SNGANConfig = self.cfg
-        real = batch["points"] if self.spec.kind == "points" else batch["image"]
-        labels = batch.get("label") if self.spec.num_classes else None
-        with point_precision(self.spec, ctx.device):
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: SNGANConfig = nets.cfg
+        real = batch["points"] if nets.spec.kind == "points" else batch["image"]
+        labels = batch.get("label") if nets.spec.num_classes else None
+        with point_precision(nets.spec, ctx.device):
             objective = standard(cfg.loss)
-            objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, self.spec)
+            objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, nets.spec)
             return adversarial_step(nets["G"], nets["D"], opts, ctx, [(real, labels)] * cfg.n_dis, cfg.nz, objective)

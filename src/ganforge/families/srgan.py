@@ -37,8 +37,8 @@ from .. import losses
 from ..errors import ConfigError
 from ..nn.image2image import eval_mode, init_normal
 from ..spec import ImageRequest
-from .adversarial import _trainable
-from .base import Batch, Capabilities, DataSpec, Family, StepContext
+from .adversarial import set_trainable
+from .base import Batch, Capabilities, DataSpec, Family, Networks, StepContext
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 weights, as the torch hub cache names them
 VGG54_LAYERS = 36  # vgg19.features[:36]: through conv5_4 and its ReLU, before the 5th max-pool (phi_5,4)
@@ -193,20 +193,10 @@ class SRGAN(Family):
     name = "srgan"
     Config = SRGANConfig
     data_kinds = ("superres",)
-    capabilities = Capabilities(inputs="image", directions=("AtoB",))
+    capabilities = Capabilities(inputs="image", directions=("AtoB",), fully_convolutional=True, size_multiple=1)
     ema: dict[str, str] = {}  # noqa: RUF012  (see the module docstring)
     adversarial = True
     loop_defaults = {"batch": 16}  # noqa: RUF012  (the paper's)
-    fully_convolutional = True
-    size_multiple = 1
-
-    cfg: SRGANConfig
-    spec: DataSpec
-
-    def __init__(self) -> None:
-        self.vgg: VGGLoss | None = None
-        self.content_note = "not trained yet"
-
     def check(self, cfg: SRGANConfig, spec: DataSpec) -> None:
         super().check(cfg, spec)
         r = spec.resolution // max(spec.source_resolution, 1)
@@ -222,69 +212,73 @@ class SRGAN(Family):
     def data_options(self, cfg: SRGANConfig) -> dict[str, Any]:
         return {"scale": cfg.scale, "crop": cfg.crop}
 
-    def build(self, cfg: SRGANConfig, spec: DataSpec) -> nn.ModuleDict:
-        self.cfg, self.spec = cfg, spec
+    def build(self, cfg: SRGANConfig, spec: DataSpec) -> Networks:
         scale = spec.resolution // spec.source_resolution
-        nets = nn.ModuleDict(
+        nets = Networks(
             {
                 "G": SRResNet(spec.source_channels, spec.channels, scale, cfg.ngf, cfg.n_blocks, cfg.residual),
                 "D": SRDiscriminator(spec.channels, spec.resolution, cfg.ndf, cfg.d_dense),
-            }
+            },
+            cfg=cfg, spec=spec,
         )
+        nets.state["content_loss"] = "not trained yet"
         # N(0, 0.02) for D (DCGAN's); G keeps PyTorch's default (Kaiming-uniform) initialisation, which
         # a 16-block residual network trains from far faster than N(0, 0.02).
         nets["D"].apply(init_normal)
         return nets
 
-    def setup_training(self, nets: nn.ModuleDict, cfg: SRGANConfig, spec: DataSpec, device: torch.device) -> None:
-        """The frozen VGG19 of the content loss, when its weights are on this machine."""
-        self.vgg = None
+    def setup_training(self, nets: Networks, device: torch.device) -> None:
+        """The frozen VGG19 of the content loss (`nets.frozen["vgg"]`), when its weights are on this machine."""
+        cfg: SRGANConfig = nets.cfg
+        nets.frozen.pop("vgg", None)
         path = vgg_weights_path() if cfg.vgg != "off" else None
         if path is not None:
-            self.vgg = VGGLoss(load_vgg_features(path, device)).to(device)
-            self.content_note = f"VGG19 phi_5,4 feature loss ({path})"
+            nets.frozen["vgg"] = VGGLoss(load_vgg_features(path, device)).to(device)
+            nets.state["content_loss"] = f"VGG19 phi_5,4 feature loss ({path})"
         elif cfg.vgg == "on":
             raise ConfigError(
                 f"vgg=on needs torchvision's VGG19 ImageNet weights at {Path(torch.hub.get_dir()) / 'checkpoints' / VGG19_FILE}; "
                 "put them there, or use vgg=auto to train with the pixel loss alone"
             )
         elif cfg.vgg == "off":
-            self.content_note = f"pixel loss ({cfg.pixel_loss}): VGG loss turned off (vgg=off)"
+            nets.state["content_loss"] = f"pixel loss ({cfg.pixel_loss}): VGG loss turned off (vgg=off)"
         else:
-            self.content_note = (
+            nets.state["content_loss"] = (
                 f"pixel loss ({cfg.pixel_loss}): VGG19 ImageNet weights not found in "
                 f"{Path(torch.hub.get_dir()) / 'checkpoints'} (never downloaded)"
             )
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: SRGANConfig) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: SRGANConfig) -> dict[str, torch.optim.Optimizer]:
         betas = (cfg.beta1, cfg.beta2)
         return {
             "G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr, betas=betas),
             "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr, betas=betas),
         }
 
-    def pretrain_steps(self, ctx: StepContext) -> int:
-        cfg = self.cfg
+    @staticmethod
+    def pretrain_steps(cfg: SRGANConfig, ctx: StepContext) -> int:
         if cfg.pretrain_steps >= 0:
             return cfg.pretrain_steps
         total = cfg.schedule_steps or int(getattr(ctx, "total_steps", 0) or 0)
         return total // 2 if total > 0 else PRETRAIN_FALLBACK
 
-    def pixel_loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        if self.cfg.pixel_loss == "mse":
+    @staticmethod
+    def pixel_loss(cfg: SRGANConfig, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        if cfg.pixel_loss == "mse":
             return F.mse_loss(fake.float(), real.float())
         return F.l1_loss(fake.float(), real.float())
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg = self.cfg
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg = nets.cfg
         G, D = nets["G"], nets["D"]
         lr_img, hr = batch["source"], batch["target"]
         fake = G(lr_img)
-        pixel = self.pixel_loss(fake, hr)
-        use_vgg = self.vgg is not None
+        pixel = self.pixel_loss(cfg, fake, hr)
+        vgg_loss = nets.frozen.get("vgg")
+        use_vgg = vgg_loss is not None
         logs: dict[str, float] = {"content_vgg": float(use_vgg), "loss_pixel": pixel.item()}
 
-        if step < self.pretrain_steps(ctx):
+        if step < self.pretrain_steps(cfg, ctx):
             # PSNR phase (SRResNet): the pixel loss alone trains G; D is neither run nor updated.
             opts["G"].zero_grad(set_to_none=True)
             ctx.backward(pixel)
@@ -294,7 +288,7 @@ class SRGAN(Family):
             return logs
 
         # GAN phase. Update D on HR images against detached SR images.
-        _trainable(D, True)
+        set_trainable(D, True)
         d_real, d_fake = D(ctx.augment(hr)), D(ctx.augment(fake.detach()))
         ctx.observe_real(d_real)
         loss_d = losses.d_loss("nonsaturating", d_real, d_fake)
@@ -304,13 +298,13 @@ class SRGAN(Family):
         ctx.step(opts["D"])
 
         # Update G through the frozen D: content loss + 1e-3 * adversarial loss (eq. 3).
-        _trainable(D, False)
+        set_trainable(D, False)
         adv = losses.g_loss("nonsaturating", D(ctx.augment(fake)))  # -log D(G(x)), eq. 6
         pixel_w = cfg.gan_pixel_weight if cfg.gan_pixel_weight >= 0 else (0.0 if use_vgg else 1.0)
         content = pixel_w * pixel
-        if self.vgg is not None:
+        if vgg_loss is not None:
             with ctx.full_precision():
-                vgg = self.vgg(fake, hr)
+                vgg = vgg_loss(fake, hr)
             content = content + cfg.vgg_weight * vgg
             logs["loss_vgg"] = vgg.item()
         loss_g = content + cfg.adv_weight * adv
@@ -318,7 +312,7 @@ class SRGAN(Family):
         ctx.backward(loss_g)
         logs["grad_G"] = ctx.grad_norm(G, opts["G"])
         ctx.step(opts["G"])
-        _trainable(D, True)
+        set_trainable(D, True)
         logs.update(
             loss_D=loss_d.item(),
             loss_G=loss_g.item(),
@@ -330,13 +324,13 @@ class SRGAN(Family):
         )
         return logs
 
-    def translate(self, nets: nn.ModuleDict, request: ImageRequest) -> torch.Tensor:
+    def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:
         G = self.generator_net(nets)
         with eval_mode(G):
             return G(request.images)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"content_loss": self.content_note}
+    def state_dict(self, nets: Networks) -> dict[str, Any]:
+        return {"content_loss": nets.state["content_loss"]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, nets: Networks, state: dict[str, Any]) -> None:
         pass  # the note describes the session that trains; setup_training writes it again

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..nn.stylegan2 import Discriminator, Generator
+from ..nn.stylegan2 import Discriminator, DiscriminatorBlock, Generator, SynthesisBlock
 from ..spec import Capabilities, NoiseRequest, Request
-from .base import Batch, DataSpec, Family, StepContext
+from .base import Batch, DataSpec, Family, Networks, StepContext
 
 PRESETS = ("auto", "small", "paper256", "cifar")
 
@@ -133,10 +133,9 @@ class StyleGAN2(Family):
         return (cfg.z_dim,)
 
     # ---- networks and optimisation -------------------------------------------------------------
-    def build(self, cfg: StyleGAN2Config, spec: DataSpec) -> nn.ModuleDict:
+    def build(self, cfg: StyleGAN2Config, spec: DataSpec) -> Networks:
         if not cfg.z_dim:  # built without a loop (e.g. in a test): resolve with the default batch
             self.resolve_config(cfg, spec, self.loop_defaults["batch"])
-        self.cfg, self.spec = cfg, spec
         clamp = cfg.conv_clamp or None
         G = Generator(
             cfg.z_dim, spec.num_classes, cfg.w_dim, spec.resolution, spec.channels,
@@ -151,10 +150,18 @@ class StyleGAN2(Family):
             channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=cfg.num_fp16_res, conv_clamp=clamp,
             block_kwargs={"freeze_layers": cfg.freezed}, epilogue_kwargs={"mbstd_group_size": cfg.mbstd_group},
         )
-        self.pl_mean = torch.zeros([])
-        return nn.ModuleDict({"G": G, "D": D})
+        nets = Networks({"G": G, "D": D}, cfg=cfg, spec=spec)
+        nets.state["pl_mean"] = torch.zeros([])
+        return nets
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: StyleGAN2Config) -> dict[str, torch.optim.Optimizer]:
+    def fp16_layers(self, nets: Networks) -> list[nn.Module]:
+        """The reference's fp16 blocks (the `num_fp16_res` highest resolutions of G and D)."""
+        return [m for m in nets.modules() if isinstance(m, (SynthesisBlock, DiscriminatorBlock)) and m.use_fp16]
+
+    def pretrained_sources(self) -> tuple[str, ...]:
+        return (".pkl",)  # NVlabs' network pickles (ganforge.interop.nvlabs)
+
+    def optimizers(self, nets: Networks, cfg: StyleGAN2Config) -> dict[str, torch.optim.Optimizer]:
         """Adam(lr, (0, 0.99), eps 1e-8), with lr and betas scaled by k / (k + 1) for lazy regularisation
         every k steps (Karras et al. 2020a, appendix B)."""
         opts = {}
@@ -164,36 +171,38 @@ class StyleGAN2(Family):
             opts[name] = torch.optim.Adam(params, lr=cfg.lr * ratio, betas=(0.0, 0.99**ratio), eps=1e-8)
         return opts
 
-    def _onehot(self, labels: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor | None:
-        if not self.spec.num_classes:
+    @staticmethod
+    def _onehot(spec: DataSpec, labels: torch.Tensor | None) -> torch.Tensor | None:
+        if not spec.num_classes:
             return None
         if labels is None:
             raise ConfigError("this model is class-conditional: give labels (--class)")
-        return F.one_hot(labels.long(), self.spec.num_classes).float()
+        return F.one_hot(labels.long(), spec.num_classes).float()
 
-    def _mix(self, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None, ctx: StepContext) -> torch.Tensor:
+    @staticmethod
+    def _mix(cfg: StyleGAN2Config, G: nn.Module, z: torch.Tensor, c: torch.Tensor | None, ctx: StepContext) -> torch.Tensor:
         """W latents with style mixing: with probability `style_mixing`, the layers from a random crossover
         point on take the styles of a second latent (Karras et al. 2019, sec. 3.1)."""
         ws = G.mapping(z, c)  # (B, num_ws, w_dim); updates the tracked w_avg in training mode
         num_ws = ws.shape[1]
-        if self.cfg.style_mixing > 0 and num_ws > 1:
+        if cfg.style_mixing > 0 and num_ws > 1:
             cutoff = int(torch.randint(1, num_ws, ()))
-            if float(torch.rand(())) >= self.cfg.style_mixing:
+            if float(torch.rand(())) >= cfg.style_mixing:
                 cutoff = num_ws
             if cutoff < num_ws:
                 ws2 = G.mapping(ctx.randn(*z.shape, device=z.device), c, skip_w_avg_update=True)
                 ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
         return ws
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         """Four phases, as in the reference: G main, G path-length reg (every pl_interval steps), D main, D R1
         (every r1_interval steps). Each phase runs its micro-batches (--batch-gpu; one part otherwise),
         adding their gradients, then steps."""
-        cfg = self.cfg
+        cfg = nets.cfg
         G, D = nets["G"], nets["D"]
         reals = batch["image"]
         n_all = reals.shape[0]
-        cs = self._onehot(batch.get("label"), n_all, reals.device)
+        cs = self._onehot(nets.spec, batch.get("label"))
         parts = ctx.micro_batches(n_all)
         one = len(parts) == 1
         logs: dict[str, float] = {}
@@ -208,7 +217,7 @@ class StyleGAN2(Family):
         for part in parts:
             c, n = rows(cs, part), part.stop - part.start
             z = ctx.randn(n, cfg.z_dim, device=reals.device)
-            fake = G.synthesis(self._mix(G, z, c, ctx), noise_mode="random")
+            fake = G.synthesis(self._mix(cfg, G, z, c, ctx), noise_mode="random")
             loss_g = F.softplus(-D(ctx.augment(fake), c)).mean()  # -log sigmoid(D(G(z)))
             ctx.backward(loss_g if one else loss_g * (n / n_all))
             loss_g_total += loss_g.item() * n / n_all
@@ -224,15 +233,15 @@ class StyleGAN2(Family):
                 with ctx.full_precision(), ctx.eager():  # double backward: eager under --compile
                     m = max(n // cfg.pl_batch_shrink, 1)
                     c = rows(cs, part)
-                    ws = self._mix(G, ctx.randn(m, cfg.z_dim, device=reals.device), c[:m] if c is not None else None, ctx)
+                    ws = self._mix(cfg, G, ctx.randn(m, cfg.z_dim, device=reals.device), c[:m] if c is not None else None, ctx)
                     img = G.synthesis(ws, noise_mode="random")
                     h, w = img.shape[2:]
                     noise = ctx.randn(*img.shape, device=img.device, dtype=img.dtype) / math.sqrt(h * w)  # y ~ N(0, I) / sqrt(pixels)
                     (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)  # J^T y, (m, num_ws, w_dim)
                     lengths = grads.square().sum(2).mean(1).sqrt()  # ||J^T y|| per sample, (m,)
-                    self.pl_mean = self.pl_mean.to(lengths.device)
-                    pl_mean = self.pl_mean.lerp(ctx.reduce(lengths.mean().detach()), cfg.pl_decay)  # over all processes
-                    self.pl_mean = pl_mean.detach()
+                    prev = nets.state["pl_mean"].to(lengths.device)
+                    pl_mean = prev.lerp(ctx.reduce(lengths.mean().detach()), cfg.pl_decay)  # over all processes
+                    nets.state["pl_mean"] = pl_mean.detach()
                     penalty = (lengths - pl_mean).square().mean()
                     # `img[:, 0, 0, 0] * 0` keeps every synthesis parameter in the graph (as the reference does).
                     loss_pl = (img[:, 0, 0, 0] * 0).sum() + penalty * cfg.pl_weight * cfg.pl_interval
@@ -240,7 +249,7 @@ class StyleGAN2(Family):
                 pl_total += penalty.item() * n / n_all
             ctx.step(opts["G"])
             logs["pl_penalty"] = pl_total
-            logs["pl_mean"] = float(self.pl_mean)
+            logs["pl_mean"] = float(nets.state["pl_mean"])
         D.requires_grad_(True)
 
         # D: logistic loss on fresh fakes and on reals.
@@ -249,7 +258,7 @@ class StyleGAN2(Family):
         for part in parts:
             real, c, n = reals[part], rows(cs, part), part.stop - part.start
             with torch.no_grad():
-                fake = G.synthesis(self._mix(G, ctx.randn(n, cfg.z_dim, device=reals.device), c, ctx), noise_mode="random")
+                fake = G.synthesis(self._mix(cfg, G, ctx.randn(n, cfg.z_dim, device=reals.device), c, ctx), noise_mode="random")
             d_fake = D(ctx.augment(fake), c)
             d_real = D(ctx.augment(real), c)
             ctx.observe_real(d_real)
@@ -293,7 +302,7 @@ class StyleGAN2(Family):
         return key.startswith(("mapping.", "b4.out."))
 
     # ---- generation ----------------------------------------------------------------------------
-    def generate(self, nets: nn.ModuleDict, request: Request) -> torch.Tensor:
+    def generate(self, nets: Networks, request: Request) -> torch.Tensor:
         """Images in [-1, 1] (the network's output, clamped) for seeds/z or W latents, with truncation
         psi toward the tracked average w and the per-pixel noise mode asked for."""
         if not isinstance(request, NoiseRequest):
@@ -305,22 +314,22 @@ class StyleGAN2(Family):
         ws = request.w if request.w is not None else self.mapping(nets, request.z, request.labels, request.truncation)
         return self.synthesize(nets, ws, request.noise_mode)
 
-    def mapping(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
+    def mapping(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
         """W latents (N, num_ws, w_dim) for z, with the truncation trick (psi toward the tracked mean w)."""
         G = self.generator_net(nets)
-        c = self._onehot(labels, z.shape[0], z.device)
+        c = self._onehot(nets.spec, labels)
         return G.mapping(z.float(), c, truncation_psi=truncation)
 
-    def synthesize(self, nets: nn.ModuleDict, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    def synthesize(self, nets: Networks, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
         return self.generator_net(nets).synthesis(ws, noise_mode=noise_mode).float().clamp(-1, 1)
 
-    def num_ws(self, nets: nn.ModuleDict) -> int:
+    def num_ws(self, nets: Networks) -> int:
         return int(self.generator_net(nets).num_ws)
 
     # ---- state: the tracked mean path length (a tensor, saved in the checkpoint's safetensors) --
-    def state_dict(self) -> dict[str, Any]:
-        return {"pl_mean": self.pl_mean.detach().cpu().reshape(1)}
+    def state_dict(self, nets: Networks) -> dict[str, Any]:
+        return {"pl_mean": nets.state["pl_mean"].detach().cpu().reshape(1)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, nets: Networks, state: dict[str, Any]) -> None:
         if "pl_mean" in state:
-            self.pl_mean = torch.as_tensor(state["pl_mean"], dtype=torch.float32).reshape(())
+            nets.state["pl_mean"] = torch.as_tensor(state["pl_mean"], dtype=torch.float32).reshape(())

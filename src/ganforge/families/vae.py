@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .base import Batch, Capabilities, DataSpec, Family, StepContext
+from .base import Batch, Capabilities, DataSpec, Family, Networks, StepContext
 
 RECON_LOSSES = ("bernoulli", "gaussian")
 
@@ -131,19 +131,18 @@ class VAE(Family):
     def latent_shape(self, cfg: VAEConfig, spec: DataSpec) -> tuple[int, ...]:
         return (cfg.nz,)
 
-    def build(self, cfg: VAEConfig, spec: DataSpec) -> nn.ModuleDict:
-        self.cfg, self.spec = cfg, spec
+    def build(self, cfg: VAEConfig, spec: DataSpec) -> Networks:
         args = (cfg.nz, cfg.nf, spec.channels, spec.resolution, spec.num_classes)
-        return nn.ModuleDict({"E": Encoder(*args), "G": Decoder(*args)})
+        return Networks({"E": Encoder(*args), "G": Decoder(*args)}, cfg=cfg, spec=spec)
 
-    def optimizers(self, nets: nn.ModuleDict, cfg: VAEConfig) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(self, nets: Networks, cfg: VAEConfig) -> dict[str, torch.optim.Optimizer]:
         params = list(nets["E"].parameters()) + list(nets["G"].parameters())
         return {"VAE": torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))}
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg: VAEConfig = self.cfg
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: VAEConfig = nets.cfg
         images = batch["image"]
-        all_labels = batch.get("label") if self.spec.num_classes else None
+        all_labels = batch.get("label") if nets.spec.num_classes else None
         parts = ctx.micro_batches(images.shape[0])  # --batch-gpu: gradients of the parts add up
         opts["VAE"].zero_grad(set_to_none=True)
         totals = {"loss": 0.0, "loss_rec": 0.0, "loss_kl": 0.0}
@@ -166,19 +165,19 @@ class VAE(Family):
         ctx.step(opts["VAE"])
         return {**totals, "grad": grad**0.5}
 
-    def sample(self, nets: nn.ModuleDict, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decode latents (from the prior, or from `encode`) to images in [-1, 1]."""
         return torch.tanh(0.5 * nets["G"](z, labels).float())  # 2 * sigmoid(l) - 1
 
     # ---- what only an autoencoder can do -------------------------------------------------------
     def encode(
-        self, nets: nn.ModuleDict, images: torch.Tensor, labels: torch.Tensor | None = None
+        self, nets: Networks, images: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance, each (B, nz), of images in [-1, 1]."""
         mu, logvar = nets["E"](images, labels)
         return mu.float(), logvar.float()
 
-    def reconstruct(self, nets: nn.ModuleDict, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def reconstruct(self, nets: Networks, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images decoded from their posterior means (deterministic), in [-1, 1]."""
         mu, _ = self.encode(nets, images, labels)
         return self.sample(nets, mu, labels)

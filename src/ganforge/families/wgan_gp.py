@@ -17,16 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from torch import nn
-
 from ..errors import ConfigError
+from ..nn.dcgan import Discriminator as ConvCritic
+from ..nn.dcgan import Generator as ConvGenerator
+from ..nn.dcgan import default_widths
+from ..nn.dcgan import init_weights as init_dcgan_weights
 from ..nn.mlp import point_precision
 from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, mode_seeking_weight, standard
-from .base import Batch, DataSpec, StepContext
-from .dcgan import DCGAN
-from .dcgan import Discriminator as ConvCritic
-from .dcgan import Generator as ConvGenerator
-from .dcgan import _init_weights as init_dcgan_weights
+from .base import Batch, DataSpec, Networks, StepContext
 
 
 @dataclass
@@ -63,26 +61,26 @@ class WGANGP(AdversarialFamily):
     def latent_shape(self, cfg: WGANGPConfig, spec: DataSpec) -> tuple[int, ...]:
         return (self._resolved(cfg, spec).nz,)
 
-    def build(self, cfg: WGANGPConfig, spec: DataSpec) -> nn.ModuleDict:
+    def build(self, cfg: WGANGPConfig, spec: DataSpec) -> Networks:
         r = self._resolved(cfg, spec)
-        self.cfg, self.spec = r, spec
         if spec.kind == "points":
-            return self.point_nets(r.nz, r.width, r.layers, spec, act="relu")
+            return Networks(self.point_nets(r.nz, r.width, r.layers, spec, act="relu"), cfg=r, spec=spec)
         embed = r.embed_dim or max(r.nz // 2, 1)
-        ngf, ndf = DCGAN.widths(r, spec)  # type: ignore[arg-type]  # same fields as DCGANConfig
-        nets = nn.ModuleDict(
+        ngf, ndf = default_widths(r.ngf, r.ndf, spec.resolution)  # as dcgan's
+        nets = Networks(
             {
                 "G": ConvGenerator(r.nz, ngf, spec.channels, spec.resolution, r.max_mult, spec.num_classes, embed),
                 "D": ConvCritic(ndf, spec.channels, spec.resolution, r.max_mult, "layer", spec.num_classes),
-            }
+            },
+            cfg=r, spec=spec,
         )
         nets.apply(init_dcgan_weights)  # DCGAN's N(0, 0.02) (Radford et al. 2015, sec. 4)
         return nets
 
-    def train_step(self, nets: nn.ModuleDict, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
-        cfg: WGANGPConfig = self.cfg
-        real = batch["points"] if self.spec.kind == "points" else batch["image"]
-        labels = batch.get("label") if self.spec.num_classes else None
+    def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
+        cfg: WGANGPConfig = nets.cfg
+        real = batch["points"] if nets.spec.kind == "points" else batch["image"]
+        labels = batch.get("label") if nets.spec.num_classes else None
         if real.shape[0] < cfg.n_critic:
             raise ConfigError(f"--batch {real.shape[0]} is smaller than n_critic={cfg.n_critic}; use a larger batch")
         # One minibatch of real samples per critic iteration (Algorithm 1, line 3); critic updates
@@ -91,8 +89,8 @@ class WGANGP(AdversarialFamily):
         chunks = list(zip(reals, labels.chunk(cfg.n_critic) if labels is not None else [None] * len(reals)))
         objective = standard("wgan-gp")
         objective.penalty = gradient_penalty(nets["D"], cfg.gp_weight)
-        objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, self.spec)
-        with point_precision(self.spec, ctx.device):
+        objective.mode_seeking = mode_seeking_weight(cfg.mode_seeking, nets.spec)
+        with point_precision(nets.spec, ctx.device):
             logs = adversarial_step(nets["G"], nets["D"], opts, ctx, chunks, cfg.nz, objective)
         # The negated critic loss (without the penalty) estimates the Wasserstein-1 distance.
         logs["wdist"] = logs["score_real"] - logs["score_fake"]

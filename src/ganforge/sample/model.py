@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..families.build import build_model
 from ..spec import Capabilities, DataSpec, ImageRequest, NoiseRequest
 from .grid import to_pil
 from .sampler import Sampler
+from .seeds import check_seeds
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
@@ -77,7 +78,7 @@ class Model:
         """`nets="generator"` loads only what generation needs; "all" loads every network (e.g. to
         inspect D). `ema=False` uses the raw generator weights instead of their moving average."""
         if nets not in ("generator", "all"):
-            raise ValueError("nets must be 'generator' or 'all'")
+            raise ConfigError(f"nets must be 'generator' or 'all', not {nets!r}")
         run_dir = find_run(run, runs_dir)
         base = ckpt.resolve_checkpoint(run_dir, checkpoint)
         meta = ckpt.read_meta(base)
@@ -109,14 +110,15 @@ class Model:
                     "(drop --no-ema)"
                 )
             ckpt.load_nets(net_dict, stored, sources=sources)
-        family.load_state_dict(ckpt.family_state(ckpt.load_tensors(base, prefixes=("family/",)), meta))
+        family.load_state_dict(net_dict, ckpt.family_state(ckpt.load_tensors(base, prefixes=("family/",)), meta))
         net_dict.eval().requires_grad_(False)
         return cls(family, fam_cfg, spec, net_dict, meta, run_dir, dev)
 
     # ---- what the model is ---------------------------------------------------------------------
     @property
     def capabilities(self) -> Capabilities:
-        return self.family.capabilities
+        """What this model can do: its family's capabilities completed for the built model (conditioning, stride)."""
+        return self.family.capabilities_for(self.nets)
 
     @property
     def latent_shape(self) -> tuple[int, ...]:
@@ -159,7 +161,7 @@ class Model:
 
     def generate(
         self,
-        seeds: Sequence[int],
+        seeds: str | int | Sequence[int],
         *,
         label: int | str | None = None,
         trunc: float = 1.0,
@@ -168,7 +170,9 @@ class Model:
         batch: int = 64,
         label_counts: Sequence[float] | None = None,
     ) -> list[Image.Image] | list[bytes] | torch.Tensor:
-        """One image per seed (same seed, same image). output="pil" gives PIL images, "png" PNG bytes,
+        """One image per seed (same seed, same image). `seeds`: whole numbers from 0 to 2**32 - 1 (a list,
+        a range, an integer array) or a string in the CLI's --seeds syntax, "0-3,7"; anything else (negative,
+        fractional, too large, none) raises a one-line ConfigError. output="pil" gives PIL images, "png" PNG bytes,
         "tensor" a float tensor (B, C, H, W) in [-1, 1]. For conditional models, `label` (index or class
         name) applies to every seed; else, with `label_counts` (one count per class, e.g. the real data's
         histogram), each seed's class is drawn with those frequencies, fixed by the seed, as evaluation
@@ -176,6 +180,7 @@ class Model:
         self._need("noise")
         if output not in ("pil", "png", "tensor"):
             raise ValueError("output must be 'pil', 'png' or 'tensor'")
+        seeds = check_seeds(seeds)
         x = self.sampler.seeds(
             seeds, label=self.label_index(label), truncation=trunc, noise_mode=noise_mode, batch=batch, label_counts=label_counts
         )
@@ -194,6 +199,7 @@ class Model:
         output: str = "pil",
         batch: int = 16,
         tile: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[Image.Image] | list[bytes] | list[np.ndarray] | torch.Tensor:
         """Translate images with an image-input model (pix2pix, CycleGAN, super-resolution).
 
@@ -204,29 +210,51 @@ class Model:
         back), and images larger than `tile` pixels on a side are translated in overlapping tiles, so
         memory stays bounded whatever the size (see `sample.tiling`). `tile` defaults to 512 output pixels
         (256 input pixels at most): a 4000x3000 photo enlarged 4x then needs under 2 GB (measured: 128-pixel
-        input tiles; 256 took 2.2 GB). `output="array"` gives uint8 (H, W, C) arrays."""
+        input tiles; 256 took 2.2 GB). `output="array"` gives uint8 (H, W, C) arrays. `progress(done, total)`
+        is called after each tile of a tiled image (`output_plan` tells the tile count beforehand)."""
         self._need("image")
         if output not in ("pil", "png", "tensor", "array"):
             raise ValueError("output must be 'pil', 'png', 'tensor' or 'array'")
         if isinstance(images, torch.Tensor):
             return self._finish([self._translate_tensor(images, direction, batch)], output)
-        scale = max(self.spec.resolution // max(self.spec.source_resolution, 1), 1)  # output / input side
-        if tile is None:
-            tile = max(64, min(256, 512 // scale))
+        scale, tile = self._scale(), self._tile(tile)
         items = images if isinstance(images, (list, tuple)) else [images]
         outs: list[torch.Tensor | Image.Image] = []
         for item in items:  # images of different sizes go one at a time
             arr = self._load_input(item)  # (H, W, C) uint8
             big = max(arr.shape[:2]) > tile
-            if big and getattr(self.family, "fully_convolutional", False):
+            if big and self.capabilities.fully_convolutional:
                 from .tiling import translate_tiled
 
-                res = translate_tiled(lambda x: self._translate_tensor(x, direction, 1), arr, scale=scale, tile=tile)
+                res = translate_tiled(
+                    lambda x: self._translate_tensor(x, direction, 1), arr, scale=scale, tile=tile, progress=progress
+                )
                 outs.append(res if output == "array" else Image.fromarray(res[:, :, 0] if res.shape[2] == 1 else res))
             else:
                 x = torch.from_numpy(arr).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
                 outs.append(self._translate_tensor(x, direction, batch))
         return self._finish(outs, output)
+
+    def _scale(self) -> int:
+        """Output side / input side (4 for a 4x super-resolution model, else 1)."""
+        return max(self.spec.resolution // max(self.spec.source_resolution, 1), 1)
+
+    def _tile(self, tile: int | None) -> int:
+        return tile if tile is not None else max(64, min(256, 512 // self._scale()))
+
+    def output_plan(self, width: int, height: int, tile: int | None = None) -> tuple[int, int, int]:
+        """(output width, output height, tiles) that `translate` gives an input of width x height: the
+        size times the model's scale for fully convolutional families (else the model's resolution), and
+        the number of tiles it runs in (0: in one piece)."""
+        self._need("image")
+        if not self.capabilities.fully_convolutional:
+            return self.spec.resolution, self.spec.resolution, 0
+        s, t = self._scale(), self._tile(tile)
+        if max(width, height) <= t:
+            return width * s, height * s, 0
+        from .tiling import tile_count
+
+        return width * s, height * s, tile_count(height, width, tile=t)
 
     @staticmethod
     def _finish(
@@ -250,14 +278,14 @@ class Model:
         return [_png(im) for im in pil]
 
     def _translate_tensor(self, x: torch.Tensor, direction: str, batch: int) -> torch.Tensor:
-        fam = self.family
+        caps = self.capabilities
         h, w = x.shape[-2:]
-        if not getattr(fam, "fully_convolutional", False):
+        if not caps.fully_convolutional:
             side = self.spec.source_resolution
             if (h, w) != (side, side):
                 x = F.interpolate(x.float(), size=(side, side), mode="bicubic", antialias=True, align_corners=False).clamp(-1, 1)
             return self.sampler.run(ImageRequest(x, direction=direction), batch=batch)
-        m = int(getattr(fam, "size_multiple", 1))
+        m = caps.size_multiple
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")

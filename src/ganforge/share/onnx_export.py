@@ -170,8 +170,9 @@ def export_onnx(
         candidates = [
             (example_image(side), fixed, [f"image size fixed at {side}x{side} (the network takes no other)"], 0)
         ]
-        if getattr(fam, "fully_convolutional", False):
-            stride = int(getattr(fam, "size_multiple", 1))
+        caps = fam.capabilities_for(model.nets)
+        if caps.fully_convolutional:
+            stride = caps.size_multiple
             if stride > 1:
                 h = stride * torch.export.Dim("h_blocks", min=1, max=MAX_SIDE // stride)
                 w = stride * torch.export.Dim("w_blocks", min=1, max=MAX_SIDE // stride)

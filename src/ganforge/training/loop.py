@@ -33,6 +33,7 @@ from ..errors import ConfigError, GanforgeError
 from ..families.build import build_model
 from ..registry import get_family
 from ..sample.sampler import Sampler
+from ..spec import DataSpec
 from .diagnostics import Diagnostics, DivergenceCheck
 from .ema import EMASet, ema_beta, update_ema
 from .engine import Engine
@@ -40,7 +41,10 @@ from .previews import Previews
 from .run import RunFolder, check_resume_config
 from .tensorboard import TensorBoard
 
-__all__ = ["TrainResult", "build_model", "check_resume_config", "ema_beta", "total_steps", "train", "update_ema"]
+__all__ = [
+    "TrainResult", "build_model", "cap_batch", "check_before_data", "check_resume_config", "ema_beta", "slowdown",
+    "total_steps", "train", "update_ema",
+]
 
 
 @dataclass
@@ -51,6 +55,8 @@ class TrainResult:
     last: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     img_s: float = 0.0
+    signal: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run, if one did
+    config: TrainConfig | None = None  # the run's configuration as trained (after a resume: the merged one)
 
 
 def total_steps(cfg: TrainConfig) -> int:
@@ -64,6 +70,7 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -75,6 +82,7 @@ class _StopFlag:
             if self.requested and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.requested = True
+            self.signum = self.signum or signum
 
         old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -127,13 +135,18 @@ def _open_run(cfg: TrainConfig, group: distributed.ProcessGroup, *, resume: bool
     if error is not None:
         mine: dict[str, Any] = {"error": str(error)}
     else:
-        mine = {"cfg": run.cfg.to_dict(), "resuming": run.resuming} if run is not None else {}
+        mine = {}
+        if run is not None:
+            mine = {"cfg": run.cfg.to_dict(), "resuming": run.resuming, "lr_changed": run.lr_changed}
     shared = distributed.broadcast_object(mine, group)
     if error is not None:
         raise error
     if "error" in shared:
         raise GanforgeError(shared["error"])
-    return run if run is not None else RunFolder.reader(TrainConfig.from_dict(shared["cfg"]), shared["resuming"])
+    if run is None:
+        run = RunFolder.reader(TrainConfig.from_dict(shared["cfg"]), shared["resuming"])
+        run.lr_changed = shared["lr_changed"]
+    return run
 
 
 def _train(
@@ -148,6 +161,84 @@ def _train(
     stop_at: int | None,
 ) -> TrainResult:
     run = _open_run(cfg, group, resume=resume, explicit=explicit, say=say)
+    try:
+        return _train_run(run, group, device, progress=progress, say=say, stop_at=stop_at)
+    finally:
+        run.unlock()
+
+
+def check_before_data(cfg: TrainConfig, world_size: int = 1) -> None:
+    """The checks of a run's settings that need no data, made before the data loads (so that a refused
+    --resolution 4096 never resizes the data first) and by `train --dry-run`, which thus refuses what
+    the run refuses: the family's settings, --aug, --batch-gpu, and the family's own check (resolution,
+    loss, ...) on the data shapes the run could see (see `_possible_specs`)."""
+    family = get_family(cfg.model)
+    fam_cfg = _family_config(family, cfg)
+    if cfg.aug != "none" and not family.adversarial:
+        raise ConfigError(f"--aug augments what a discriminator sees, and model '{family.name}' has none; drop --aug")
+    _micro_batch(cfg, family, distributed.ProcessGroup(world_size=world_size))
+    first: ConfigError | None = None
+    for spec in _possible_specs(cfg, family, fam_cfg):
+        try:
+            family.check(dataclasses.replace(fam_cfg), spec)
+            return  # some data of this shape trains: the data decides, when it loads
+        except ConfigError as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
+def _possible_specs(cfg: TrainConfig, family: Any, fam_cfg: Any) -> list[DataSpec]:
+    """Data shapes the run could see before its data is read: the family's data kinds at --resolution (or,
+    without it, at each power-of-two side from 8 to 1024), with the crop and scale its data options make.
+    Points (whose shape is not a resolution) are left out when a resolution is given."""
+    options = family.data_options(fam_cfg)
+    crop, scale = int(options.get("crop", 0) or 0), int(options.get("scale", 4) or 4)
+    channels = cfg.channels or 3
+    sides = [cfg.resolution] if cfg.resolution is not None else [2**k for k in range(3, 11)]
+    specs = []
+    for kind in family.data_kinds:
+        if kind == "points":
+            if cfg.resolution is None:
+                specs.append(DataSpec(kind="points", resolution=0, channels=0))
+            continue
+        for r in sides:
+            if kind == "superres":  # as `data.dataset.as_kind` makes it
+                side = crop if crop and crop <= r else r - r % scale
+                specs.append(
+                    DataSpec(kind=kind, resolution=side, channels=channels, in_resolution=side // scale, in_channels=channels)
+                )
+            else:
+                specs.append(DataSpec(kind=kind, resolution=crop if crop and crop <= r else r, channels=channels))
+    return specs
+
+
+def cap_batch(cfg: TrainConfig, size: int, world_size: int = 1) -> str | None:
+    """A --batch larger than a dataset of whole examples (images, points) is capped at the dataset's size:
+    a larger batch only repeats examples within a step, at the memory cost of the whole batch (--batch
+    100000 on 12 images built a 100,000-image batch, 17.6 GB). Rounded down to a multiple of the processes.
+    Returns the note to print, or None. (Paired, unpaired and super-resolution data draw random crops, so
+    a repeated image is not a repeated example: their batch is left as given.)"""
+    if cfg.batch <= size or size < world_size:
+        return None
+    capped = size - size % world_size
+    note = (
+        f"note: --batch {cfg.batch} is more than the {size} examples of {cfg.data}; training with --batch {capped} "
+        "(the whole set each step)"
+    )
+    cfg.batch = capped
+    return note
+
+
+def _train_run(
+    run: RunFolder,
+    group: distributed.ProcessGroup,
+    device: torch.device,
+    *,
+    progress: bool,
+    say: Callable[[str], None],
+    stop_at: int | None,
+) -> TrainResult:
     cfg = run.cfg
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -165,9 +256,8 @@ def _train(
     note = shadowed_builtin(cfg.data)
     if note:
         say(note)
+    check_before_data(cfg, group.world_size)
     fam_cfg0 = _family_config(family, cfg)
-    if cfg.aug != "none" and not family.adversarial:
-        raise ConfigError(f"--aug augments what a discriminator sees, and model '{family.name}' has none; drop --aug")
     data = load_dataset(
         cfg.data, resolution=cfg.resolution, channels=cfg.channels, progress=progress,
         kinds=family.data_kinds, options=family.data_options(fam_cfg0),
@@ -183,33 +273,40 @@ def _train(
         raise ConfigError(f"--cond needs labelled data, and {cfg.data} has no labels; prepare it with labels or drop --cond")
     if cfg.class_balance and getattr(data, "labels", None) is None:
         raise ConfigError(f"--class-balance draws the classes of a labelled set, and {cfg.data} has no labels; drop --class-balance")
+    note = cap_batch(cfg, len(data), group.world_size) if data.kind in ("image", "points") and not run.resuming else None
+    if note:
+        say(note)
+        engine.micro_batch = _micro_batch(cfg, family, group)
     spec = data.spec(conditional=cfg.cond)
     data = data.to(device)
 
     # Networks and optimizers (seeded), then the checkpoint over them when resuming.
-    if cfg.resume_from.lower().endswith(".pkl") and not run.resuming:
-        # An NVlabs network: its architecture (widths, mapping depth, ...) is the run's.
-        from ..interop.nvlabs import architecture, read_networks
-
-        cfg.family.update({k: v for k, v in architecture(read_networks(cfg.resume_from))["family"].items() if k != "cfg"})
+    pretrained = None
+    if cfg.resume_from and not run.resuming:
+        # Read before building: a file from another codebase (an NVlabs pickle) brings its architecture (widths,
+        # mapping depth, ...), which becomes the run's.
+        pretrained = _read_pretrained(cfg)
+        cfg.family.update({k: v for k, v in pretrained[0].items() if k != "cfg"})
     _seed_everything(cfg.seed)
     family, fam_cfg, nets = build_model(cfg, spec, device)
     nets = distributed.sync_batchnorm(nets, device, group)
+    fp16_layers = family.fp16_layers(nets)  # the family's precision policy: layers that run fp16 by themselves
     if device.type == "cuda" and cfg.precision != "auto":
-        # An explicit --precision is the whole network's: the family's own fp16 layers (stylegan2's `use_fp16`
-        # blocks, the reference's mixed precision under `auto`) compute in the engine's precision instead.
-        for m in nets.modules():
-            if getattr(m, "use_fp16", False):
-                m.use_fp16 = False
+        # An explicit --precision is the whole network's: the family's own fp16 layers (stylegan2's blocks, the
+        # reference's mixed precision under `auto`) compute in the engine's precision instead.
+        for m in fp16_layers:
+            m.use_fp16 = False
+        fp16_layers = []
     cfg.family = dataclasses.asdict(fam_cfg)
+    lower_lr = _lower_lr(family, fam_cfg, spec, cfg.batch)
     if cfg.resume_from and not run.resuming:
-        say(_load_pretrained(family, nets, cfg.resume_from, spec))
+        say(_load_pretrained(family, nets, cfg.resume_from, pretrained[1] if pretrained else {}, spec))
     if cfg.channels_last and spec.kind != "points":
         nets = nets.to(memory_format=torch.channels_last)
     if cfg.compile:
         _compile(family, nets)
         engine.compiled = True
-    family.setup_training(nets, fam_cfg, spec, device)
+    family.setup_training(nets, device)
     engine.set_augment(cfg.aug, p=cfg.aug_p, target=cfg.aug_target, kimg=cfg.aug_kimg, batch=cfg.batch)
     distributed.broadcast_module(nets, group)  # equal already (same seed); made certain
     opts = family.optimizers(nets, fam_cfg)
@@ -219,20 +316,25 @@ def _train(
     if group.active:
         stream.shard(group.rank, group.world_size)  # this process's slice of every global batch
     step, nimg, elapsed, lr_scale = 0, 0, 0.0, 1.0
+    fresh_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in opts.items()}  # from the config
 
     def restore() -> None:
         """Load the latest checkpoint over networks, optimizers, RNGs, data order and family state."""
         nonlocal step, nimg, elapsed, lr_scale
-        meta, tensors = run.load_latest()
+        meta, tensors = run.load_latest(say)
         ckpt.load_nets(nets, tensors)
         ckpt.load_optimizers(opts, tensors, meta)
         ckpt.restore_rng(tensors, meta)
         loop_state = meta["loop"]
         step, nimg, elapsed = int(meta["step"]), int(loop_state["nimg"]), float(loop_state.get("elapsed", 0.0))
         lr_scale = float(loop_state.get("lr_scale", 1.0))
+        if run.lr_changed:  # --resume --set lr=...: the optimizers keep their state and take the new rates
+            for name, opt in opts.items():
+                for g, lr in zip(opt.param_groups, fresh_lrs[name]):
+                    g["lr"] = lr * lr_scale
         stream.load_state_dict(loop_state["sampler"])
         engine.load_state_dict(loop_state.get("engine", {}))
-        family.load_state_dict(ckpt.family_state(tensors, meta))
+        family.load_state_dict(nets, ckpt.family_state(tensors, meta))
 
     if run.resuming:
         restore()
@@ -256,8 +358,11 @@ def _train(
     engine.total_steps = end
     stop = _StopFlag()
 
+    frozen = nets.frozen_checksums()  # frozen networks are rebuilt from their package, never saved: checksums only
+
     def meta_now() -> dict[str, Any]:
         return {
+            "frozen_networks": frozen,
             "family": family.name,
             "config": cfg.to_dict(),
             "spec": spec.to_dict(),
@@ -273,7 +378,7 @@ def _train(
         _write(bar, f"warning (step {step}): {msg}", say)
 
     # The family's own half-precision layers (stylegan2's `use_fp16` blocks) compute in fp16 only on CUDA.
-    has_fp16 = any(getattr(m, "use_fp16", False) for m in nets.modules())
+    has_fp16 = bool(fp16_layers)
     own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and has_fp16 else ""
     say(
         f"training {family.name} on {cfg.data} ({len(data)} {'points' if spec.kind == 'points' else 'images'}"
@@ -290,6 +395,8 @@ def _train(
         bar = tqdm(total=end, initial=min(step, end), unit="step", dynamic_ncols=True, leave=True)
     window: dict[str, list[float]] = {}
     t_window, n_window = time.perf_counter(), 0
+    t_start = t_window  # --max-minutes counts from here: each invocation (each --resume) gets the whole budget
+    rates: list[float] = []  # img/s of each log interval, for `slowdown`
     nets.train()
     ema.eval()
     try:
@@ -322,10 +429,7 @@ def _train(
                 if problem is not None:
                     if cfg.on_nan != "rollback" or not _last_ckpt(run) or rollbacks >= MAX_ROLLBACKS:
                         why = f" after {rollbacks} rollbacks" if rollbacks else ""
-                        raise GanforgeError(
-                            f"training diverged{why}: {problem}; the last checkpoint (step {_last_ckpt(run)}) is kept. "
-                            "Resume from it with a lower learning rate, e.g. --resume --set lr=1e-4, or use --on-nan rollback"
-                        )
+                        raise GanforgeError(_diverged(f"training diverged{why}: {problem}", run, lower_lr))
                     # --on-nan rollback: back to the last checkpoint with every learning rate halved.
                     bad_step = step
                     restore()  # the learning rates (and lr_scale) as they were at that checkpoint
@@ -339,7 +443,7 @@ def _train(
                     run.log({"step": step, "rollback_from": bad_step, "lr_scale": lr_scale})
                     warn(f"{problem}: rolled back to step {step} with the learning rates scaled by {lr_scale:g}")
                     continue
-                timed_out = cfg.max_minutes > 0 and elapsed >= cfg.max_minutes * 60
+                timed_out = cfg.max_minutes > 0 and time.perf_counter() - t_start >= cfg.max_minutes * 60
                 halt = engine.any_process(stop.requested or timed_out)  # every process stops at the same step
                 last = step >= end or (stop_at is not None and step >= stop_at) or halt
 
@@ -351,7 +455,7 @@ def _train(
                     rec.update(_window_means(window))
                     if engine.skipped_steps:
                         rec["amp_skipped"] = engine.skipped_steps
-                    _check_finite(step, rec)
+                    _check_finite(step, rec, run, lower_lr)
                     run.log(rec)
                     run.set_status("training", step)
                     if tb is not None:
@@ -361,7 +465,12 @@ def _train(
                     if bar is not None:
                         bar.set_postfix_str(_postfix(rec), refresh=False)
                     elif plain_lines:
-                        say(f"step {step}/{end} {_postfix(rec)}")
+                        say(f"step {step}/{end} {_clock(now - t_start)} {_postfix(rec)}")
+                    rates.append(img_s)
+                    slow = slowdown(rates)
+                    if slow is not None:
+                        warn(_slowdown_message(*slow, device))
+                        rates.clear()  # the slower rate is the new reference: said once, not on every line
 
                 # Sample grid from fixed inputs.
                 if step % cfg.sample_every == 0 or last:
@@ -374,7 +483,7 @@ def _train(
                 evaluate_now = evaluator is not None and (step % cfg.eval_every == 0 or step >= end)
                 if evaluate_now or step % cfg.ckpt_every == 0 or last:
                     ema.recalibrate(sampler)
-                    run.save(step, nets, opts, meta_now(), family.state_dict())
+                    run.save(step, nets, opts, meta_now(), family.state_dict(nets))
 
                 # Evaluate.
                 if evaluate_now:
@@ -392,6 +501,7 @@ def _train(
                     bar.update(1)
                 if halt or (stop_at is not None and step >= stop_at and step < end):
                     result.interrupted = True
+                    result.signal = stop.signum
                     break
     except KeyboardInterrupt:
         # Second Ctrl-C, mid-step: the step's state may be half-updated, so nothing is saved.
@@ -410,6 +520,7 @@ def _train(
         if tb is not None:
             tb.close()
     result.step = step
+    result.config = cfg
     return result
 
 
@@ -427,13 +538,37 @@ def _class_balance_line(data: Any, power: float) -> str:
     )
 
 
-def _load_pretrained(family: Any, nets: torch.nn.ModuleDict, source: str, spec: Any) -> str:
+def _read_pretrained(cfg: TrainConfig) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+    """(family settings, {network: state dict}) of `--resume-from`: a ganforge run folder, or a file whose suffix
+    the family declares (`Family.pretrained_sources`), read by the reader registered for it (ganforge.registry)."""
+    from ..registry import get_family, pretrained_reader
+
+    path = Path(cfg.resume_from)
+    suffix = path.suffix.lower()
+    if path.is_file():
+        family = get_family(cfg.model)
+        if suffix not in family.pretrained_sources():
+            accepted = family.pretrained_sources()
+            raise ConfigError(
+                f"--resume-from {cfg.resume_from}: model '{cfg.model}' starts from ganforge run folders"
+                + (f" or {', '.join(accepted)} files" if accepted else "")
+                + ", not this file"
+            )
+        return pretrained_reader(suffix)(str(path))
+    from ..sample.model import find_run  # a run folder, by path or name, or hf:OWNER/NAME
+
+    base = ckpt.resolve_checkpoint(find_run(cfg.resume_from), "latest")
+    state: dict[str, dict[str, torch.Tensor]] = {}
+    for k, v in ckpt.load_tensors(base, prefixes=("net/",)).items():
+        _, net, key = k.split("/", 2)
+        state.setdefault(net, {})[key] = v
+    return {}, state
+
+
+def _load_pretrained(family: Any, nets: torch.nn.ModuleDict, source: str, state: dict[str, dict[str, torch.Tensor]], spec: Any) -> str:
     """Copy pretrained weights (`--resume-from`) into freshly built networks. Every tensor must match in
     name and shape, except the label embeddings of a different number of classes, which stay freshly
     initialised; a different resolution or architecture is an error."""
-    from ..interop.nvlabs import pretrained_state
-
-    state = pretrained_state(source)
     kept_fresh: list[str] = []
     for name, net in nets.items():
         if name not in state:
@@ -524,13 +659,76 @@ def _window_means(window: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
-def _check_finite(step: int, rec: dict[str, Any]) -> None:
+def _check_finite(step: int, rec: dict[str, Any], run: RunFolder, lower_lr: str) -> None:
     bad = [k for k, v in rec.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
-        raise GanforgeError(
-            f"training diverged at step {step} ({', '.join(bad)} = {rec[bad[0]]}); the last checkpoint is kept. "
-            "Resume from it with a lower learning rate, e.g. --resume --set lr=1e-4"
+        what = f"training diverged at step {step} ({', '.join(bad)} = {rec[bad[0]]})"
+        raise GanforgeError(_diverged(what, run, lower_lr))
+
+
+def _lower_lr(family: Any, fam_cfg: Any, spec: DataSpec, batch: int) -> str:
+    """A learning rate to suggest after a divergence: the family's own default for this data when the run's
+    is higher, else a tenth of the run's."""
+    lr = getattr(fam_cfg, "lr", None)
+    try:
+        default = getattr(family.resolve_config(family.default_config(), spec, batch), "lr", None)
+    except Exception:  # noqa: BLE001 (a suggestion only)
+        default = None
+    if not isinstance(lr, (int, float)) or lr <= 0:
+        return f"{default:.2g}" if isinstance(default, (int, float)) and default > 0 else "1e-4"
+    return f"{default:.2g}" if isinstance(default, (int, float)) and 0 < default < lr else f"{lr / 10:.2g}"
+
+
+def _diverged(what: str, run: RunFolder, lower: str) -> str:
+    """The one line for a diverged run: what happened, which checkpoint is kept (if one is), and a command
+    that works from there: a resume with a lower learning rate (learning rates may change on --resume), or,
+    before the first checkpoint, the same command again with one."""
+    last = _last_ckpt(run)
+    if last:
+        return (
+            f"{what}; the last checkpoint (step {last}) is kept. Resume from it with a lower learning rate, "
+            f"e.g. --resume --set lr={lower}" + ("" if run.cfg.on_nan == "rollback" else ", or add --on-nan rollback")
         )
+    return (
+        f"{what}, before the first checkpoint: nothing was saved. Start the run again with a lower learning "
+        f"rate, e.g. --set lr={lower} (the same command: a run without a checkpoint starts again from step 0)"
+    )
+
+
+SLOW_FACTOR = 4  # a log interval slower than the reference rate / this is slow
+SLOW_SUSTAIN = 3  # ... for this many log intervals in a row
+SLOW_HISTORY = 10  # the reference: the median rate of up to this many intervals before them
+
+
+def slowdown(
+    rates: list[float], *, factor: float = SLOW_FACTOR, sustain: int = SLOW_SUSTAIN, history: int = SLOW_HISTORY
+) -> tuple[float, float] | None:
+    """(now, was) when throughput fell far below the run's own earlier rate: each of the last `sustain`
+    rates (img/s of a log interval) below the median of the up to `history` intervals before them divided
+    by `factor`, with at least `sustain` intervals of history; else None. One slow interval (a checkpoint,
+    a sample grid, an evaluation) is not a slowdown; a CPU shared with another process for a while is."""
+    if len(rates) < 2 * sustain:
+        return None
+    recent = rates[-sustain:]
+    before = sorted(rates[-sustain - history : -sustain])
+    was = before[len(before) // 2]
+    if was > 0 and all(r < was / factor for r in recent):
+        return recent[-1], was
+    return None
+
+
+def _slowdown_message(now: float, was: float, device: torch.device) -> str:
+    if device.type == "cpu":
+        hint = "another process is using the CPU? see --threads (fewer threads than cores leaves room for it)"
+    else:
+        hint = f"another process is using {device}? (nvidia-smi lists them), or the data loading or the CPU is slower"
+    return f"img/s {now:.3g} (was {was:.3g}): {hint}"
+
+
+def _clock(seconds: float) -> str:
+    """Elapsed time as h:mm:ss."""
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -47,7 +47,7 @@ class Previews:
 
     def _write_translations(self, path: Path) -> list[str]:
         assert self.inputs is not None
-        cols = self.sampler.family.preview_rows(lambda req: self.sampler.run(req, out_device=None), self.inputs)
+        cols = self.sampler.family.preview_rows(self.sampler.nets, lambda req: self.sampler.run(req, out_device=None), self.inputs)
         size, ch = self.spec.resolution, self.spec.channels
         cols = [_displayable(c.detach().float(), size, ch).cpu() for c in cols]
         n = cols[0].shape[0]

@@ -1,0 +1,11 @@
+"""Every option vocabulary, defined once: the CLI's choices, config validation, the studio's parameter checks
+and the docs read these tuples (a test compares them). No imports, so the CLI's --help stays fast."""
+
+from __future__ import annotations
+
+AUGMENTATIONS = ("none", "ada", "fixed", "diffaugment")  # what D sees is augmented: --aug / TrainConfig.aug
+LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan-gp")  # adversarial losses (--loss; losses.d_loss / g_loss)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # --precision / TrainConfig.precision
+EXTRACTORS = ("inception", "classifier", "dinov2", "efficientnet-lite0")  # feature spaces of `eval` / --eval-extractor
+NOISE_MODES = ("const", "random", "none")  # per-pixel noise of style-based generators (generate, mix, the studio)
+CONDITIONING = ("none", "class", "text", "image")  # what a generator can be conditioned on (Capabilities.conditioning)
