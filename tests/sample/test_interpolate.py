@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import imageio.v3 as iio
 import pytest
@@ -133,3 +134,22 @@ def test_latents_match_generate(runs):
     model = Model.load(runs["dcgan"])
     z = latents_for_seeds([5], model.latent_shape)
     assert torch.allclose(model.sample_latents(z), model.generate([5], output="tensor"))
+
+
+def test_walks_and_project_decode_images_as_prepare_does(runs, tmp_path):
+    """A pixel bomb's header and a FIFO are refused with one line (no decode, no blocking read), as `prepare`
+    refuses them: the VAE image walk and `ganforge project` go through prepare's guarded decoder."""
+    from hostile import png_claiming
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(100_000, 100_000))
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    ok = tmp_path / "ok.png"
+    save_png(to_pil(torch.zeros(1, 3, 8, 8))[0], ok)
+    for bad, why in ((bomb, "pixel"), (fifo, "not a regular file")):
+        r = CliRunner().invoke(main, ["interpolate", str(runs["vae"]), "--images", str(ok), str(bad), "--class", "c1", "--out", str(tmp_path / "w.png")])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+        r = CliRunner().invoke(main, ["project", str(runs["dcgan"]), str(bad), "--steps", "1"])
+        assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output, r.output

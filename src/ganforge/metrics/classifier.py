@@ -61,17 +61,17 @@ SHIPPED_CLASSIFIERS: dict[str, dict[str, str]] = {
     "emoji": {
         "dataset": "6e53e91ac8aabe1e9b0127b9764aeb93f970d2a6ec31644359e8413ec962c5c4",
         "weights": "640a04780a46f9b2f512e06fca942c00fbae34d4a145821e224b8667e9074dcc",
-        "meta": "1eb0526245adc99baa0057413d4e77209a9289d1d4d6d9103e78905d8addf709",
+        "meta": "723070758b963b62910f4747bf84c005dbe05d2f5e4f7db5d8f413660beaa346",
     },
     "digits": {
-        "dataset": "34e301757f51531cef23fd9639f06013263ab3c71c60b51754c63a05ed143e58",
-        "weights": "402d6ecee5c124b685cc176420b76493bb7d9d8e32a3782d6ae2242e21ac93a6",
-        "meta": "8cd0d16b5b3a5ccc4f91bbabaa2735bfc0f4a25eda5595ecb852eb2e2fb74066",
+        "dataset": "4fcd2fa45f76cc3bc6c521a6c0ba8b276e9f831f21eeb15dc55609885e32c21e",
+        "weights": "aa967089b3b426e7e7717ee7a1cab2f02a4bdbb331ec5c480b01f0c1c97baa90",
+        "meta": "6157e8e0f42506e72629182cfd3676eb0f9815dba18c8b6ceaf9ab7111e57680",
     },
     "digits16": {
         "dataset": "a7278ec8057ff8ca316729127c491953c051418f02109abf8f3ad3c7118ce13e",
         "weights": "2cba547cc21ab089ae2423c52ce8c905c54157075ec675d07a8ef33da32bf912",
-        "meta": "e8d7bb7f6255b37688d0b4ba56fbb1affb50333eb6c7b1671481fdea55794017",
+        "meta": "46a87c05ec6acdda28379aee5244b42c7fd2466fc2b4c33c6632da4bb282d8a9",
     },
 }
 SHIPPED_DATASETS = ("emoji", "digits", "digits16")  # the built-in labelled sets, as `load_dataset` names them
