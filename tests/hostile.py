@@ -467,6 +467,8 @@ class Tally:
     handled: int = 0  # used, or refused/skipped as expected
     skipped_with_reason: int = 0  # skipped (or refused) with a reason that says why
     crashes: int = 0  # tracebacks, exit codes other than 0/2, exceptions other than GanforgeError, hangs
+    silently_wrong: int = 0  # went on (exit 0) where it must refuse, or said nothing where it must say why
+    data_lost: int = 0  # an input or a checkpoint changed or deleted, or an output missing (one overwrote another)
     writes_outside: list[str] = field(default_factory=list)  # paths created/changed outside the destination
     problems: list[str] = field(default_factory=list)  # every finding, one line each
     output: str = ""
@@ -476,6 +478,8 @@ class Tally:
         self.handled += other.handled
         self.skipped_with_reason += other.skipped_with_reason
         self.crashes += other.crashes
+        self.silently_wrong += other.silently_wrong
+        self.data_lost += other.data_lost
         self.writes_outside += other.writes_outside
         self.problems += other.problems
 
@@ -696,3 +700,272 @@ def train_translator(root: Path):  # noqa: ANN201 - a ganforge Model
     )  # fmt: skip
     train(cfg, progress=False)
     return ganforge.load(root / "runs" / "p2p", device="cpu")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Issue 24: what the last fixes made safe. Each case through the CLI in-process (CliRunner): an output
+# folder that is its input folder, two inputs with one stem, a second writer on a locked run, pickles that
+# declare 2**40 bytes, absurd counts. A refusal must be exit 2 with one "error:" line that says why; going
+# on instead is "silently wrong", and a changed input/checkpoint or a missing output is "data lost".
+
+HUGE = 2**40  # what the crafted pickles declare (1 TiB)
+NUM_ABSURD = 100_000_000
+BATCH_ABSURD = 100_000
+TWELVE = 12
+
+
+@dataclass
+class Issue24:
+    """The inputs of the issue-24 cases, under `root` (see `build_issue24`)."""
+
+    root: Path
+    src: Path  # x.png and sub/x.png (distinct images): translate must write two outputs, never over src
+    twelve: Path  # 12 good 16x16 images: --batch 100000 is capped to 12
+    pickles: dict[str, Path] = field(default_factory=dict)  # opcode name -> 14-byte pickle declaring HUGE bytes
+
+
+def huge_pickle(opcode: str) -> bytes:
+    """14 bytes: PROTO 4, then BINUNICODE8 or BINBYTES8 whose 8-byte length declares 2**40 bytes, then 3 bytes.
+    A plain unpickler allocates the declared length before reading it (a MemoryError, or a terabyte)."""
+    code = {"BINUNICODE8": b"\x8d", "BINBYTES8": b"\x8e"}[opcode]
+    data = b"\x80\x04" + code + struct.pack("<Q", HUGE) + b"abc"
+    assert len(data) == 14
+    return data
+
+
+def build_issue24(root: str | os.PathLike) -> Issue24:
+    root = Path(root)
+    inputs = Issue24(root, root / "src", root / "twelve")
+    (inputs.src / "sub").mkdir(parents=True)
+    Image.fromarray(good_image(400)).save(inputs.src / "x.png")
+    Image.fromarray(good_image(401)).save(inputs.src / "sub" / "x.png")
+    inputs.twelve.mkdir()
+    for i in range(TWELVE):
+        Image.fromarray(good_image(500 + i)).save(inputs.twelve / f"{i}.png")
+    for opcode in ("BINUNICODE8", "BINBYTES8"):
+        path = root / f"{opcode.lower()}-2e40.pkl"
+        path.write_bytes(huge_pickle(opcode))
+        inputs.pickles[opcode] = path
+    return inputs
+
+
+def contents(top: str | os.PathLike, skip: Iterable[str] = ()) -> dict[str, bytes]:
+    """{relative path: bytes} of the files under `top` (names in `skip` left out): byte-identical or not."""
+    out = {}
+    for dirpath, _, filenames in os.walk(top):
+        for name in filenames:
+            if name in skip:
+                continue
+            p = Path(dirpath, name)
+            out[str(p.relative_to(top))] = p.read_bytes()
+    return out
+
+
+def _lost(before: dict[str, bytes], after: dict[str, bytes]) -> list[str]:
+    """Files of `before` changed or deleted in `after`."""
+    return sorted(k for k in before if after.get(k) != before[k])
+
+
+def _refused(
+    tally: Tally, label: str, args: list[str], cwd: Path, needs: Iterable[str], *, one_line: bool = True
+) -> bool:
+    """Run `ganforge ARGS`, which must be refused: exit 2, one "error:" line containing each of `needs` (and,
+    with `one_line`, nothing else printed), no traceback, no MemoryError. Counts a crash (traceback, another
+    exit code, an exception) or a run that went on (silently wrong); returns whether it was refused cleanly."""
+    tally.inputs += 1
+    code, output, exc = _invoke(args, cwd)
+    tally.output += output
+    if exc is not None or code not in (0, 2) or "Traceback" in output:
+        tally.crashes += 1
+        tally.problems.append(f"{label}: crashed (exit {code}): {exc!r} {output[-300:]}")
+        return False
+    if code == 0:
+        tally.silently_wrong += 1
+        tally.problems.append(f"{label}: went on (exit 0), expected a refusal naming {list(needs)}: {output[-300:]}")
+        return False
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    lines = output.strip().splitlines()
+    if len(errors) != 1 or (one_line and len(lines) != 1):
+        tally.problems.append(f"{label}: expected one error line, got {len(lines)} line(s): {output[-400:]}")
+        return False
+    missing = [n for n in needs if n.lower() not in errors[0].lower()]
+    if missing or "MemoryError" in output:
+        tally.problems.append(f"{label}: the error does not say {missing or 'without MemoryError'}: {errors[0]}")
+        return False
+    return True
+
+
+def _settle(tally: Tally, ok: bool) -> None:
+    tally.handled += ok
+    tally.skipped_with_reason += ok
+
+
+def run_translate_outputs(inputs: Issue24, run_dir: Path) -> Tally:
+    """`ganforge translate RUN src/ --out src/` (and --out src/sub/, and two files with one stem) refused in
+    one line with src/ byte-identical after; `translate RUN src/ --out OUT` writes OUT/x.png and
+    OUT/sub/x.png, two distinct images (one missing: data lost)."""
+    tally = Tally("translate: --out vs inputs (issue 24)")
+    src = inputs.src
+    before = contents(src)
+    refusals = [
+        ("--out src/", [str(src)], src, [f"output folder {src} is the input folder"]),
+        ("--out src/sub/", [str(src)], src / "sub", ["is inside the input folder"]),
+        ("x.png sub/x.png --out one/", [str(src / "x.png"), str(src / "sub" / "x.png")], inputs.root / "one",
+         ["would both be written to"]),
+    ]  # fmt: skip
+    for label, items, out, needs in refusals:
+        ok = _refused(
+            tally, f"translate {label}", ["translate", str(run_dir), *items, "--out", str(out)], inputs.root, needs
+        )
+        after = contents(src)
+        lost = _lost(before, after)
+        if lost:
+            tally.data_lost += 1
+            tally.problems.append(f"translate {label}: inputs changed or deleted: {lost}")
+        new = sorted(set(after) - set(before))
+        if new:
+            tally.writes_outside += [str(src / n) for n in new]
+        if label.endswith("one/") and out.exists() and any(out.iterdir()):
+            tally.writes_outside.append(str(out))  # refused before anything is written
+        _settle(tally, ok and not lost and not new)
+    # A folder with x.png and sub/x.png: two outputs, the layout kept.
+    tally.inputs += 1
+    out = inputs.root / "translated"
+    code, output, exc = _invoke(["translate", str(run_dir), str(src), "--out", str(out)], inputs.root)
+    tally.output += output
+    if exc is not None or code not in (0, 2) or "Traceback" in output:
+        tally.crashes += 1
+        tally.problems.append(f"translate src/ --out OUT: crashed (exit {code}): {exc!r} {output[-300:]}")
+        return tally
+    if code != 0:
+        tally.problems.append(f"translate src/ --out OUT: refused a valid translation: {output.strip()[-300:]}")
+        return tally
+    written = contents(out) if out.is_dir() else {}
+    want = ["x.png", os.path.join("sub", "x.png")]
+    missing = [w for w in want if w not in written]
+    if missing or len(written) != 2 or written.get(want[0]) == written.get(want[1]):
+        tally.data_lost += 1
+        tally.problems.append(
+            f"translate src/ --out OUT: wrote {sorted(written)}, expected {want} (two distinct images)"
+        )
+    elif _lost(before, contents(src)):
+        tally.data_lost += 1
+        tally.problems.append("translate src/ --out OUT: changed its inputs")
+    else:
+        tally.handled += 1
+    return tally
+
+
+# A child that holds the run's lock as a running `ganforge train` does (RunLock), until its stdin closes.
+_LOCK_HOLDER = (
+    "import sys\nfrom pathlib import Path\nfrom ganforge.training.run import RunLock\n"
+    "lock = RunLock(Path(sys.argv[1]))\nlock.acquire()\nprint('locked', flush=True)\nsys.stdin.read()\n"
+)
+
+
+def run_second_writer(run_dir: Path) -> Tally:
+    """Another process holds RUN's lock (as `ganforge train` does): `ganforge train --run RUN --resume` must
+    exit 2 in one line naming that process's pid, and the run's files (checkpoints, config, metrics) must
+    be byte-identical after (a resume that wrote anyway: data lost)."""
+    import subprocess
+
+    tally = Tally("train --resume on a locked run (issue 24)")
+    tally.inputs = 1
+    run_dir = Path(run_dir)
+    args = ["train", "--runs-dir", str(run_dir.parent), "--run", run_dir.name, "--resume", "--steps", "2", "--quiet"]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(run_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        if holder.stdout.readline().strip() != "locked":
+            tally.problems.append(
+                f"the lock holder did not start: {holder.stderr.read()[-300:] if holder.poll() is not None else ''}"
+            )
+            return tally
+        before = contents(run_dir, skip=[".lock"])
+        tally.inputs = 0  # _refused counts it
+        ok = _refused(
+            tally, "train --resume (locked)", args, run_dir.parent, [f"process {holder.pid}", "is being trained"]
+        )
+        lost = _lost(before, contents(run_dir, skip=[".lock"]))
+        if lost:
+            tally.data_lost += 1
+            tally.problems.append(f"train --resume (locked): the run's files changed under the lock: {lost}")
+        _settle(tally, ok and not lost)
+    finally:
+        holder.stdin.close()
+        try:
+            holder.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
+    return tally
+
+
+def run_huge_pickles(inputs: Issue24) -> Tally:
+    """14-byte pickles declaring 2**40 bytes through `ganforge import` and `ganforge train --resume-from
+    x.pkl --model stylegan2`: one error line (exit 2) saying what the file declares; no MemoryError."""
+    tally = Tally("import / --resume-from huge pickles (issue 24)")
+    runs = inputs.root / "pickle-runs"
+    for opcode, pkl in inputs.pickles.items():
+        needs = [opcode, f"declares {HUGE}"]
+        ok = _refused(tally, f"import {pkl.name}", ["import", str(pkl), "--runs-dir", str(runs)], inputs.root, needs)
+        _settle(tally, ok)
+        args = ["train", "--resume-from", str(pkl), "--model", "stylegan2", "--data", str(inputs.twelve), "--resolution",
+                str(RES), "--steps", "1", "--runs-dir", str(runs), "--run", f"resume-{opcode.lower()}", "--quiet"]  # fmt: skip
+        ok = _refused(tally, f"train --resume-from {pkl.name}", args, inputs.root, needs, one_line=False)
+        _settle(tally, ok)
+    return tally
+
+
+def run_absurd_counts(inputs: Issue24) -> Tally:
+    """`ganforge eval --num 100000000` refused before any work (one line, nothing written, under a few
+    seconds); `ganforge train --batch 100000` on 12 images capped at 12 with a note, and 1 step done."""
+    import json
+    import time
+
+    tally = Tally("absurd --num / --batch (issue 24)")
+    twelve = inputs.twelve
+    result = inputs.root / "eval.json"
+    t0 = time.perf_counter()
+    args = ["eval", "--real", str(twelve), "--fake", str(twelve), "--num", str(NUM_ABSURD), "--json", str(result)]
+    ok = _refused(tally, f"eval --num {NUM_ABSURD}", args, inputs.root, [f"--num {NUM_ABSURD:,}", "use --num"])
+    seconds = time.perf_counter() - t0
+    if ok and (result.exists() or seconds > 10):
+        tally.problems.append(
+            f"eval --num {NUM_ABSURD}: refused only after work ({seconds:.1f} s, {result} written: {result.exists()})"
+        )
+        ok = False
+    _settle(tally, ok)
+    # --batch 100000 on 12 images: capped with a note, the step runs.
+    tally.inputs += 1
+    runs = inputs.root / "batch-runs"
+    args = ["train", "--data", str(twelve), "--model", "dcgan", "--resolution", str(RES), "--steps", "1", "--set", "ngf=4",
+            "--set", "ndf=4", "--set", "nz=8", "--batch", str(BATCH_ABSURD), "--precision", "fp32", "--runs-dir", str(runs),
+            "--run", "capped", "--quiet"]  # fmt: skip
+    code, output, exc = _invoke(args, inputs.root)
+    tally.output += output
+    label = f"train --batch {BATCH_ABSURD} on {TWELVE} images"
+    if exc is not None or code not in (0, 2) or "Traceback" in output:
+        tally.crashes += 1
+        tally.problems.append(f"{label}: crashed (exit {code}): {exc!r} {output[-300:]}")
+        return tally
+    note = f"note: --batch {BATCH_ABSURD} is more than the {TWELVE} examples"
+    latest = runs / "capped" / "checkpoints" / "latest.json"
+    step = None
+    if latest.exists():
+        try:
+            step = json.loads(latest.read_text()).get("step")
+        except (ValueError, AttributeError):
+            step = None
+    if code != 0:
+        tally.problems.append(f"{label}: exit {code}, expected a capped run: {output.strip()[-300:]}")
+    elif note not in output or f"training with --batch {TWELVE}" not in output:
+        tally.silently_wrong += 1  # ran with a batch it did not say it changed (or built the 100,000 batch)
+        tally.problems.append(f"{label}: no note that --batch was capped to {TWELVE}: {output.strip()[-300:]}")
+    elif step != 1:
+        tally.problems.append(f"{label}: checkpoint at step {step}, expected 1")
+    else:
+        tally.handled += 1  # capped, and the note says so
+    return tally

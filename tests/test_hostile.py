@@ -1,6 +1,8 @@
 """Hostile and broken inputs (issue 13) through prepare (folder and zip sources), train on a raw folder,
 eval on raw sources and Model.translate (uploads): each input is used or skipped with its reason, the run
-goes on, nothing is written outside the destination, and the archive written is valid. The corpus is
+goes on, nothing is written outside the destination, and the archive written is valid. Then the issue-24
+cases: translate never writes over its inputs nor one output over another, a second writer on a locked run
+is refused naming the pid, pickles declaring 2**40 bytes and absurd --num/--batch give one line. The corpus is
 built by tests/hostile.py; benchmarks/hostile_inputs.py prints the same checks as one summary."""
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def out(tmp_path_factory):
 
 def assert_clean(tally: hostile.Tally) -> None:
     assert tally.crashes == 0, "\n".join(tally.problems)
+    assert tally.silently_wrong == 0, "\n".join(tally.problems)
+    assert tally.data_lost == 0, "\n".join(tally.problems)
     assert tally.writes_outside == [], tally.writes_outside
     assert tally.problems == [], "\n".join(tally.problems)
     assert tally.handled == tally.inputs > 0
@@ -152,3 +156,44 @@ def test_non_utf8_names_are_reported_readably(tmp_path):
     assert "bad-\\xff.png: not a readable image" in r.output
     report = hostile.read_report(tmp_path / "d-report.csv")
     assert report[f"{src}/bad-\\xff.png"][0] == "skipped"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Issue 24: what the last fixes made safe (tests/hostile.py, "Issue 24").
+
+
+@pytest.fixture(scope="module")
+def issue24(tmp_path_factory):
+    return hostile.build_issue24(tmp_path_factory.mktemp("issue24"))
+
+
+def test_huge_pickles_are_14_bytes_declaring_a_terabyte(issue24):
+    for opcode, path in issue24.pickles.items():
+        data = path.read_bytes()
+        assert len(data) == 14
+        assert struct.unpack("<Q", data[3:11]) == (2**40,), opcode
+
+
+def test_translate_never_writes_over_its_inputs_nor_one_output_over_another(issue24, translator):
+    tally = hostile.run_translate_outputs(issue24, translator.run_dir)
+    assert_clean(tally)
+    assert tally.skipped_with_reason == 3  # --out src/, --out src/sub/, two inputs with one output name
+    assert (issue24.root / "translated" / "sub" / "x.png").is_file()
+
+
+def test_a_second_writer_is_refused_naming_the_first_pid(translator):
+    tally = hostile.run_second_writer(translator.run_dir)
+    assert_clean(tally)
+    assert "is being trained by process" in tally.output
+
+
+def test_pickles_declaring_huge_sizes_give_one_line(issue24):
+    tally = hostile.run_huge_pickles(issue24)
+    assert_clean(tally)
+    assert tally.inputs == 4 and "MemoryError" not in tally.output
+
+
+def test_absurd_num_is_refused_and_absurd_batch_capped(issue24):
+    tally = hostile.run_absurd_counts(issue24)
+    assert_clean(tally)
+    assert "training with --batch 12" in tally.output
