@@ -130,3 +130,23 @@ def test_the_cycle_finder_finds_cycles():
 def test_training_imports_no_interop_and_inference_no_training():
     assert not _violations(["training"], ("ganforge.interop",))
     assert not _violations(["sample", "serve", "share", "interop"], ("ganforge.training",))
+
+
+# The import cycles that remain (issue 25: a cli/ package registering its verbs explicitly, data sources split
+# from datasets, the run locator below sample/). None may be added; remove each entry as its cycle is broken.
+KNOWN_CYCLES = [
+    ["ganforge.data.builtin", "ganforge.data.dataset", "ganforge.data.pairs"],
+    [
+        "ganforge.cli", "ganforge.cli_eval", "ganforge.cli_interop", "ganforge.cli_prepare", "ganforge.cli_sample",
+        "ganforge.cli_serve", "ganforge.cli_share", "ganforge.cli_train",
+    ],
+    ["ganforge.sample.model", "ganforge.share.folder", "ganforge.share.hub"],
+]
+
+
+def test_no_new_import_cycles():
+    found = _cycles(_module_graph())
+    new = [c for c in found if c not in KNOWN_CYCLES]
+    assert not new, f"new import cycles: {new}"
+    gone = [c for c in KNOWN_CYCLES if c not in found]
+    assert not gone, f"cycles broken (remove them from KNOWN_CYCLES): {gone}"
