@@ -15,7 +15,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-MAX_SEED = 2**32 - 1  # seeds are 32-bit, as in StyleGAN's --seeds and `ganforge generate`
+from ..config import run_name_problem
+from ..sample.seeds import MAX_SEED  # seeds are 32-bit, as in StyleGAN's --seeds and `ganforge generate`
+from ..vocab import NOISE_MODES
+
 PSI_RANGE = (-2.0, 2.0)  # truncation psi: 1 = none, 0 = the mean image; beyond +-2 images are only noise
 MAX_FRAMES = 240  # frames of one interpolation GIF (10 s at 24 fps): bounds the work of one request
 SIZE_RANGE = (8, 2048)  # side of a generated image after resizing, in pixels
@@ -23,12 +26,10 @@ FPS_RANGE = (1, 50)  # GIF frame rate: browsers clamp frame delays under 20 ms a
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # an uploaded image: 10 MB
 MAX_UPLOAD_SIDE = 4096  # an uploaded image: pixels on a side
 MAX_MIX_SEEDS = 8  # rows or columns of a style-mixing grid
-from ..vocab import NOISE_MODES  # noqa: E402
 
 DIRECTIONS = ("AtoB", "BtoA")
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # what the studio decodes; others are 415
 _INT = re.compile(r"[+]?[0-9]+")
-_RUN_NAME = re.compile(r"[^/\\\x00]+")
 
 
 class ParamError(Exception):
@@ -195,7 +196,7 @@ def run_dir(runs_dir: Path, name: str) -> Path:
     no separator, no '..', no hidden folder; the resolved path (symlinks followed) must still lie in
     `runs_dir`, so no request reads a file outside it."""
     missing = ParamError(404, f"no run named '{shown(name)}'")
-    if not name or len(name) > 255 or not _RUN_NAME.fullmatch(name) or name.startswith(".") or name.strip() != name:
+    if run_name_problem(name) is not None:  # the one rule for run names (ganforge train uses it too)
         raise missing
     root = runs_dir.resolve()
     try:
