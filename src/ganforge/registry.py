@@ -23,6 +23,7 @@ _FAMILY_PATHS: dict[str, str] = {
     "pix2pix": "ganforge.families.pix2pix:Pix2Pix",
     "cyclegan": "ganforge.families.cyclegan:CycleGAN",
     "srgan": "ganforge.families.srgan:SRGAN",
+    "fastgan": "ganforge.families.fastgan:FastGAN",
 }
 
 
@@ -37,6 +38,7 @@ DESCRIPTIONS: dict[str, str] = {
     "pix2pix": "paired translation (Isola et al. 2017): U-Net + PatchGAN + L1; --set preset=colorize for any RGB set",
     "cyclegan": "unpaired translation (Zhu et al. 2017): two ResNet G, two PatchGAN D, cycle + identity losses",
     "srgan": "super-resolution (Ledig et al. 2017): SRResNet x2/x4, PSNR pre-training then GAN; any image set",
+    "fastgan": "FastGAN (Liu et al. 2021): SLE generator, self-supervised D; few-shot sets, --aug diffaugment by default",
 }
 
 
