@@ -28,17 +28,14 @@ from helpers import make_archive, tiny_config
 TINY = ["--set", "ngf=8", "--set", "ndf=8", "--set", "nz=8", "--batch", "8", "--precision", "fp32", "--quiet"]
 
 
+from test_reliability_cli import assert_one_line_error  # noqa: E402
+
+
 def invoke(args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def one_line_error(r, message: str = "") -> str:
-    out = r.output.strip()
-    assert r.exit_code == 2, r.output
-    assert "Traceback" not in r.output and isinstance(r.exception, SystemExit), r.output
-    assert out.startswith("error:") and len(out.splitlines()) == 1, out
-    assert message in out, out
-    return out
+one_line_error = assert_one_line_error  # the shared check of tests/test_reliability_cli.py
 
 
 def error_line(r, message: str = "") -> str:
