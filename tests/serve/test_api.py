@@ -402,7 +402,7 @@ def test_host_header_check(runs_dir):
 def test_no_traceback_reaches_the_client(runs_dir, monkeypatch, caplog):
     from fastapi.testclient import TestClient
 
-    import ganforge.serve.app as server
+    import ganforge.serve.routes.runs as server
 
     def boom(*a, **k):
         raise RuntimeError("secret internals")

@@ -32,7 +32,7 @@ def _emoji(resolution: int | None, channels: int | None):
     import numpy as np
     from PIL import Image
 
-    from .dataset import ImageDataset
+    from .kinds import ImageDataset
 
     pkg = resources.files("ganforge.builtin")
     meta = json.loads((pkg / "emoji.json").read_text())
@@ -247,7 +247,7 @@ def day2night_arrays(
 
 
 def _demo_tensors(arrays: tuple[np.ndarray, ...], channels: int | None) -> list:
-    from .dataset import ImageDataset
+    from .kinds import ImageDataset
 
     out = []
     for arr in arrays:
@@ -257,14 +257,14 @@ def _demo_tensors(arrays: tuple[np.ndarray, ...], channels: int | None) -> list:
 
 
 def _edges2shapes(resolution: int | None, channels: int | None):
-    from .dataset import PairedDataset
+    from .kinds import PairedDataset
 
     edges, shapes = _demo_tensors(edges2shapes_arrays(resolution=resolution or DEMO_RESOLUTION), channels)
     return PairedDataset(edges, shapes, domains=["edges", "shapes"], name="edges2shapes")
 
 
 def _day2night(resolution: int | None, channels: int | None):
-    from .dataset import UnpairedDataset
+    from .kinds import UnpairedDataset
 
     day, night = _demo_tensors(day2night_arrays(resolution=resolution or DEMO_RESOLUTION), channels)
     return UnpairedDataset(day, night, domains=["day", "night"], name="day2night")
@@ -356,7 +356,7 @@ def export(name: str, dest: str | Path) -> dict[str, object]:
     import shutil
     import tempfile
 
-    from .dataset import ImageDataset, PairedDataset, UnpairedDataset
+    from .kinds import ImageDataset, PairedDataset, UnpairedDataset
 
     dest = Path(dest).expanduser()
     if dest.exists():

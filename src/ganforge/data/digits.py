@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import builtin
-from .dataset import ImageDataset
+from .kinds import ImageDataset
 
 
 def load_digits(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .dataset import ImageDataset, PairedDataset, UnpairedDataset
+from .kinds import ImageDataset, PairedDataset, UnpairedDataset
 
 TWO_SIDED = ("paired", "unpaired")
 # The model to suggest for each kind of two-sided data (the families that consume it).

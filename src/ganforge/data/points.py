@@ -22,7 +22,7 @@ import torch
 
 from ..errors import DataError
 from . import builtin
-from .dataset import PointDataset
+from .kinds import PointDataset
 
 NUM_POINTS = 100_000  # size of the fixed training sample
 DATA_SEED = 2018  # seed of the fixed training sample (PacGAN's year; any fixed value would do)

@@ -604,7 +604,7 @@ def pretrained_state(source: str | Path) -> dict[str, dict[str, torch.Tensor]]:
     """Network weights to start a run from (`train --resume-from`): an NVlabs pickle (G, G_ema, D) or a
     ganforge run folder (its latest checkpoint), as {network: state dict}."""
     from .. import checkpoint as ckpt
-    from ..sample.model import find_run
+    from ..locate import find_run
 
     path = Path(source)
     if path.suffix.lower() == ".pkl":

@@ -25,30 +25,13 @@ from ..device import select_device
 from ..errors import ConfigError, DataError
 from ..families.base import Family
 from ..families.build import build_model
+from ..locate import find_run  # re-exported: training/ and the CLI import it from here
 from ..spec import Capabilities, DataSpec, ImageRequest, NoiseRequest
 from .grid import to_pil
 from .sampler import Sampler
 from .seeds import check_seeds
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
-
-
-def find_run(run: str | os.PathLike, runs_dir: str | os.PathLike | None = None) -> Path:
-    """A run folder given as a path, or as a name under `runs_dir` (default: $GANFORGE_RUNS_DIR, else
-    ./runs, where `ganforge train` puts runs), or a model on the Hugging Face Hub, `hf:OWNER/NAME[@REV]`
-    (downloaded into huggingface_hub's cache: an exported folder, see `ganforge.share`)."""
-    if isinstance(run, str) and run.startswith("hf:"):
-        from ..share.hub import download
-
-        return download(run)
-    p = Path(run).expanduser()
-    base = Path(runs_dir or os.environ.get("GANFORGE_RUNS_DIR") or "runs").expanduser()
-    cands = [p] if p.is_absolute() or len(p.parts) > 1 else [p, base / p]
-    for cand in cands:
-        if (cand / "config.json").exists() or (cand / "checkpoints").is_dir():
-            return cand
-    tried = " nor ".join(str(c) for c in cands)
-    raise ConfigError(f"no run at {tried}; give a run folder made by `ganforge train`")
 
 
 class Model:

@@ -33,7 +33,8 @@ from .. import __version__
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
 from ..errors import ConfigError
-from ..sample.model import Model, find_run
+from ..locate import find_run
+from ..sample.model import Model
 
 EXPORT_FORMAT = "ganforge-export-1"
 MARKER = "ganforge-export.json"

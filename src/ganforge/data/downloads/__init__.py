@@ -66,7 +66,7 @@ def _parse(source: str) -> tuple[Named, str, slice]:
 
 
 def _sliced(ds: Any, cut: slice) -> Any:  # noqa: ANN401
-    from ..dataset import ImageDataset, PairedDataset, UnpairedDataset
+    from ..kinds import ImageDataset, PairedDataset, UnpairedDataset
 
     if cut == slice(None):
         return ds

@@ -134,7 +134,7 @@ class Named:
 
 
 def _image_dataset(images: np.ndarray, labels: np.ndarray | None, names: list[str], name: str, resolution, channels):  # noqa: ANN001, ANN202
-    from ..dataset import ImageDataset
+    from ..kinds import ImageDataset
 
     ds = ImageDataset.from_numpy(images, labels, names, name=name)
     if channels is not None:
@@ -287,7 +287,7 @@ def _two_sided_root(entry: Named, progress: bool) -> Path:
 
 
 def _load_two_sided(entry: Named, split: str, resolution, channels, progress: bool):  # noqa: ANN001, ANN202
-    from ..dataset import PairedDataset, UnpairedDataset
+    from ..kinds import PairedDataset, UnpairedDataset
     from ..pairs import load_two_sided
 
     folder = _two_sided_root(entry, progress) / split

@@ -161,7 +161,7 @@ def load(spec: str, *, resolution: int | None = None, channels: int | None = Non
     datasets = require("datasets", "hub")
     from PIL import Image
 
-    from ..dataset import ImageDataset
+    from ..kinds import ImageDataset
     from ..prepare import FILTERS, PrepareOptions, _auto_resolution, _Params, _prepare_one, background_rgb
 
     target, split, column = parse(spec)
