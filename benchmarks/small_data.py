@@ -6,7 +6,15 @@ Every row trains with the real loop for the same number of wall-clock minutes on
 `--max-minutes`), then generates 2,000 images from seeds and scores them with ganforge's emoji classifier
 (offline): the Fréchet distance of classifier features to the full real set (lower is better) and the
 number of the 10 categories the samples cover. A grid of each model's samples is saved beside the JSON.
-The `real-data` row scores 2,000 real emoji the same way: the ceiling of both numbers. Conditional rows
+The `real-data` row scores 2,000 real emoji the same way: the ceiling of both numbers.
+
+Memorisation (`ganforge.metrics.memorization`): each row's 2,000 samples are also scored against the images
+that row trained on (full emoji, or the 500-image subset) for how close they come to them: the median over
+samples of the distance to the nearest training image divided by that image's own nearest-neighbour
+distance (~1 for new images, 0 for copies), and the share of "copies" (ratio < 0.5), in pixels and in the
+emoji classifier's features. Its ceiling, `real_memorization`, is the real set scored against itself (a
+seeded random half against the other half), for the full set and for the 500-image subset; the real-data
+row carries the full set's. Nothing is trained for these. Conditional rows
 (`--cond`, `--class-balance`) need labels, so they are options for labelled data, not candidates for
 the no-argument default.
 Rows run one after another on a quiet machine (never two at once).
@@ -14,7 +22,10 @@ Rows run one after another on a quiet machine (never two at once).
     python benchmarks/small_data.py [--minutes 20] [--subset-minutes M] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
 
 JSON keys: stylegan2_fid, dcgan_fid, stylegan2_classes, dcgan_classes, ada_subset_fid, noaug_subset_fid,
-minutes, subset_minutes, default_minutes, default_fid, default_classes, default_model.
+minutes, subset_minutes, default_minutes, default_fid, default_classes, default_model, real_memorization
+({"full": ..., "subset500": ...}); each row has `memorization` ({"reference", "pixels", "features" (the
+medians), "copies_pixels", "copies_features", "pixels_p10", "features_p10", and "pixels_vs_real" /
+"features_vs_real": the medians over the real set's own on the same reference}).
 """
 
 from __future__ import annotations
@@ -81,6 +92,56 @@ def subset_archive(tmp: Path) -> str:
     return str(path)
 
 
+_MEMO: dict[str, Any] = {}  # reference data -> its memorisation Evaluator (real-image distances computed once)
+
+
+def memo_evaluator(data: str) -> Any:
+    """An evaluator of memorisation against `data` ("emoji" or the subset archive) in pixels and in the full
+    emoji classifier's features (the same feature space for every reference)."""
+    if data not in _MEMO:
+        from ganforge.data.dataset import load_dataset
+        from ganforge.metrics import Evaluator
+        from ganforge.metrics.classifier import ClassifierExtractor
+
+        if "classifier" not in _MEMO:
+            _MEMO["classifier"] = ClassifierExtractor.for_dataset(load_dataset("emoji"))
+        _MEMO[data] = Evaluator(load_dataset(data), metrics="memorization", extractor=_MEMO["classifier"], progress=False)
+    return _MEMO[data]
+
+
+_REAL_MEMO: dict[str, dict[str, Any]] = {}
+
+
+def real_memorization(data: str) -> dict[str, Any]:
+    """The real set `data` scored against itself, half against half (seed 0): the ceiling of memorisation."""
+    if data not in _REAL_MEMO:
+        _REAL_MEMO[data] = {"reference": Path(data).stem, **memo_evaluator(data).real_memorization(seed=0)}
+    return _REAL_MEMO[data]
+
+
+def memorization(x: Any, data: str) -> dict[str, Any]:
+    """How close samples `x` (float, [-1, 1]) come to the training images `data`, next to the real set's own."""
+    res, real = memo_evaluator(data)(x), real_memorization(data)
+    out: dict[str, Any] = {"reference": Path(data).stem}
+    for space, key in (("pixels", "px"), ("features", "feat")):
+        out[space] = round(res[f"memorization_{key}"], 4)
+        out[f"copies_{space}"] = round(res[f"copies_{key}"], 4)
+        out[f"{space}_p10"] = round(res[f"memorization_{key}_p10"], 4)
+        out[f"{space}_vs_real"] = round(res[f"memorization_{key}"] / real[f"memorization_{key}"], 4)
+    return out
+
+
+def _real_memo_summary(real: dict[str, Any]) -> dict[str, Any]:
+    """A real set's own numbers in the row format (its ratio to itself is 1)."""
+    out: dict[str, Any] = {"reference": f"{real['reference']} (half against half)"}
+    for space, key in (("pixels", "px"), ("features", "feat")):
+        out[space] = round(real[f"memorization_{key}"], 4)
+        out[f"copies_{space}"] = round(real[f"copies_{key}"], 4)
+        out[f"{space}_p10"] = round(real[f"memorization_{key}_p10"], 4)
+        out[f"{space}_vs_real"] = 1.0
+    return out
+
+
 def score(x: Any) -> dict[str, Any]:
     """Classifier FD against the full real set and class coverage of samples `x` (float, [-1, 1])."""
     from ganforge.metrics import evaluate
@@ -105,7 +166,12 @@ def real_row(row: Row, grids: Path | None) -> dict[str, Any]:
     if grids is not None:
         grids.mkdir(parents=True, exist_ok=True)
         save_png(make_grid(x[:64]), grids / "real-data.png")
-    return {"name": row.name, "model": "", "note": row.note, "minutes": 0.0, "steps": 0, "kimg": 0.0, **score(x)}
+    return {
+        "name": row.name, "model": "", "note": row.note, "minutes": 0.0, "steps": 0, "kimg": 0.0, **score(x),
+        # Real images scored against a set that holds them would be copies: the row carries the real set's own
+        # numbers instead (a held-out half against the other half).
+        "memorization": _real_memo_summary(real_memorization("emoji")),
+    }
 
 
 def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str, Any]:
@@ -138,7 +204,7 @@ def run_row(row: Row, minutes: float, tmp: Path, grids: Path | None) -> dict[str
     return {
         "name": row.name, "model": row.model, "family": row.family, "loop": row.loop, "subset": row.subset, "note": row.note,
         "minutes": minutes, "train_wall_s": round(wall, 1), "steps": res.step, "kimg": round(res.step * cfg.batch / 1000, 1),
-        "aug_p": res.last.get("aug_p"), **score(x),
+        "aug_p": res.last.get("aug_p"), **score(x), "memorization": memorization(x, data),
     }
 
 
@@ -160,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     done: dict[str, dict[str, Any]] = {}  # identical runs (same settings and budget) are trained once
     with tempfile.TemporaryDirectory(prefix="ganforge-small-data-") as tmp:
+        # The ceiling of memorisation on both training sets, before any training (seconds).
+        real_memo = {"full": real_memorization("emoji"), "subset500": real_memorization(subset_archive(Path(tmp)))}
+        for key, got in real_memo.items():
+            print(f"real {key:<9} half vs half: memorization pixels {got['memorization_px']:.3f} (copies "
+                  f"{got['copies_px']:.1%}), features {got['memorization_feat']:.3f} (copies {got['copies_feat']:.1%})")
         for row in rows:
             minutes = 1.0 if args.quick else budgets.get(row.budget, 0.0)
             key = repr((row.model, sorted(row.family.items()), sorted(row.loop.items()), row.subset, minutes))
@@ -171,12 +242,16 @@ def main(argv: list[str] | None = None) -> int:
                 r = done[key] = run_row(row, minutes, Path(tmp), grids)
             results.append(r)
             # Written after every row, so a long run that stops early keeps what it measured.
-            _common.write_json(args.json, {"benchmark": "small_data", "partial": True, "rows": results}, argv)
+            _common.write_json(
+                args.json, {"benchmark": "small_data", "partial": True, "rows": results, "real_memorization": real_memo}, argv
+            )
+            m = r["memorization"]
             print(f"{r['name']:<24} {r['minutes']:>4.0f} min {r['kimg']:>6.1f} kimg  FD {r['fid']:7.3f}  classes {r['classes']}/10  "
-                  f"({r['note']})", flush=True)
+                  f"memorization px {m['pixels']:.3f} feat {m['features']:.3f}  ({r['note']})", flush=True)
     by = {r["name"]: r for r in results}
     payload: dict[str, Any] = {"benchmark": "small_data", "quick": args.quick, "rows": results, "minutes": budgets["main"],
-                              "subset_minutes": budgets["subset"], "default_minutes": budgets["default"]}
+                              "subset_minutes": budgets["subset"], "default_minutes": budgets["default"],
+                              "real_memorization": real_memo}
     for key, name in (("stylegan2", "stylegan2-ada"), ("dcgan", "dcgan")):
         if name in by:
             payload[f"{key}_fid"], payload[f"{key}_classes"] = by[name]["fid"], by[name]["classes"]
@@ -189,9 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         best = min(defaults, key=lambda r: (-r["classes"], r["fid"]))
         payload.update(default_fid=best["fid"], default_classes=best["classes"], default_model=best["name"].split(":", 1)[1])
         print(f"best 5-minute default: {payload['default_model']} (FD {best['fid']}, {best['classes']}/10 classes)")
-    print("| row | budget | kimg | classifier FD | classes | note |\n| --- | ---: | ---: | ---: | ---: | --- |")
+    print("| row | budget | kimg | classifier FD | classes | memorization px / feat (copies) | note |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in results:
-        print(f"| {r['name']} | {r['minutes']:.0f} min | {r['kimg']} | {r['fid']:.3f} | {r['classes']}/10 | {r['note']} |")
+        m = r["memorization"]
+        print(f"| {r['name']} | {r['minutes']:.0f} min | {r['kimg']} | {r['fid']:.3f} | {r['classes']}/10 | "
+              f"{m['pixels']:.2f} / {m['features']:.2f} ({m['copies_pixels']:.0%} / {m['copies_features']:.0%}) | {r['note']} |")
     _common.write_json(args.json, payload, argv)
     return 0
 

@@ -18,7 +18,12 @@ MAX_HOURS = 12.0  # --max-hours: longer than this is a mistyped --num, or a job 
 
 _METRIC_HELP = (
     "Comma-separated: fid, kid, pr (precision/recall, k=3), dc (density/coverage, k=5), is (Inception Score), "
-    "coverage (classes covered + class-histogram KL, for labelled data; uses the classifier)."
+    "coverage (classes covered + class-histogram KL, for labelled data; uses the classifier), "
+    "memorization (how close samples are to the training images, in pixels and features: copies show as ~0)."
+)
+MEMORIZATION_NOTE = (
+    "memorization: median distance to the nearest training image over that image's own nearest-neighbour "
+    "distance: ~1 for new images, near 0 for copies (copies: the share of samples below 0.5)"
 )
 _EXTRACTORS = vocab.EXTRACTORS
 
@@ -36,7 +41,7 @@ _EXTRACTORS = vocab.EXTRACTORS
 )
 @click.option("--metrics", default="fid,kid", help=_METRIC_HELP)
 @click.option(
-    "--num", type=click.IntRange(2), default=None, help="Generated images, at most 1,000,000 (200,000 with kid, pr, dc or is) [default: 50000 for a RUN, all of --fake]."
+    "--num", type=click.IntRange(2), default=None, help="Generated images, at most 1,000,000 (200,000 with kid, pr, dc, is or memorization) [default: 50000 for a RUN, all of --fake]."
 )
 @click.option(
     "--num-real",
@@ -278,6 +283,17 @@ def format_result(res: dict[str, Any], metrics: list[str], where: str = "") -> s
                     f"{res['classes_covered']}/{res['num_classes']} classes  KL {_fmt(kl) if math.isfinite(kl) else kl}",
                 )
             )
+        elif m == "memorization":
+            rows.append(
+                (
+                    label,
+                    "  ".join(
+                        f"{space} {_fmt(res[f'memorization_{key}'])} (p10 {_fmt(res[f'memorization_{key}_p10'])}, "
+                        f"copies {res[f'copies_{key}']:.1%})"
+                        for space, key in (("pixels", "px"), ("features", "feat"))
+                    ),
+                )
+            )
     width = max(len(r[0]) for r in rows)
     lines = [f"{where}:" if where else ""] if where else []
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
@@ -286,6 +302,8 @@ def format_result(res: dict[str, Any], metrics: list[str], where: str = "") -> s
         f"  extractor {res['extractor']} (weights sha256 {sha[:8]}), resize {res['resize']}, "
         f"{res['num_real']} real / {res['num_fake']} generated images, {res.get('seconds', 0):.1f} s"
     )
+    if "memorization" in metrics:
+        lines.append(f"  {MEMORIZATION_NOTE}")
     if not str(res["extractor"]).startswith("inception-2015-12-05"):
         lines.append(
             "  note: not the standard FID network, so these numbers compare only with numbers from the same extractor"

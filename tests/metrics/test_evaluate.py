@@ -23,7 +23,7 @@ from ganforge.metrics import (
     primary_key,
 )
 
-ALL = "fid,kid,pr,dc,is,coverage"
+ALL = "fid,kid,pr,dc,is,coverage,memorization"
 
 
 def _noisy(ds: ImageDataset, sigma: float, seed: int = 0):

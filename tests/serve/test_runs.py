@@ -74,3 +74,11 @@ def test_dataset_name():
     assert dataset_name("C:\\data\\cats\\") == "cats"
     assert dataset_name("hf:user/set") == "hf:user/set"
     assert dataset_name(None) == "" and dataset_name(3) == ""
+
+
+def test_memorization_results_are_metrics_on_the_run_page():
+    from ganforge.serve.runs import is_metric
+
+    for key in ("memorization_px", "memorization_feat_p10", "copies_px", "fid2k[classifier]"):
+        assert is_metric(key), key
+    assert not is_metric("loss_D")

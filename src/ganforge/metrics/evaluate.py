@@ -13,6 +13,7 @@ real and generated images) and carries a label such as `fid10k[inception-2015-12
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import OrderedDict
@@ -33,6 +34,14 @@ from .extractors import DinoV2Extractor, EfficientNetExtractor, FeatureExtractor
 from .frechet import RunningStatistics, feature_statistics, frechet_distance, frechet_distance_to_features
 from .inception_score import inception_score
 from .kid import kernel_inception_distance
+from .memorization import (
+    image_groups,
+    memorization_ratios,
+    nearest,
+    real_self_memorization,
+    reference_nn,
+    summarize,
+)
 from .prdc import knn_radii, prdc
 
 # A generator as the evaluator sees it: (start, count) -> float images in [-1, 1], (count, C, H, W).
@@ -42,7 +51,7 @@ GenerateFn = Callable[[int, int], torch.Tensor]
 # (uint8 0..255, or float in [-1, 1]).
 ImageSource = str | os.PathLike | ImageDataset | torch.Tensor
 
-METRICS = ("fid", "kid", "pr", "dc", "is", "coverage")
+METRICS = ("fid", "kid", "pr", "dc", "is", "coverage", "memorization")
 # The keys each metric adds to a result.
 RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "fid": ("fid",),
@@ -51,6 +60,16 @@ RESULT_KEYS: dict[str, tuple[str, ...]] = {
     "dc": ("density", "coverage"),
     "is": ("is_mean", "is_std"),
     "coverage": ("classes_covered", "class_kl"),
+    # Median ratio, its 10th percentile and the share of copies (ratio < 0.5), in pixels and in the
+    # extractor's features (see `memorization`).
+    "memorization": (
+        "memorization_px",
+        "memorization_px_p10",
+        "copies_px",
+        "memorization_feat",
+        "memorization_feat_p10",
+        "copies_feat",
+    ),
 }
 # Direction of every numeric result key, for choosing a `best` checkpoint and for tables.
 LOWER_IS_BETTER: dict[str, bool] = {
@@ -63,6 +82,14 @@ LOWER_IS_BETTER: dict[str, bool] = {
     "is_mean": False,
     "classes_covered": False,
     "class_kl": True,
+    # Memorisation: a higher ratio is farther from the training images (less copying), fewer copies is better.
+    # Alone it would rank noise first (it is far from everything): rank by it only next to a quality metric.
+    "memorization_px": False,
+    "memorization_px_p10": False,
+    "copies_px": True,
+    "memorization_feat": False,
+    "memorization_feat_p10": False,
+    "copies_feat": True,
 }
 # The one key that ranks checkpoints for each metric name (as in --eval-metrics): recall and coverage
 # for the manifold metrics, since a collapsed generator can keep a high precision/density.
@@ -73,6 +100,8 @@ PRIMARY_KEY: dict[str, str] = {
     "dc": "coverage",
     "is": "is_mean",
     "coverage": "class_kl",
+    # Pixels: the same number whatever the extractor, and a copy in pixels is a copy beyond doubt.
+    "memorization": "memorization_px",
 }
 _ALIASES = {
     "prc": "pr",
@@ -82,19 +111,24 @@ _ALIASES = {
     "isc": "is",
     "classes": "coverage",
     "fd": "fid",
+    "memorisation": "memorization",
+    "mem": "memorization",
+    "copies": "memorization",
 }
 from ..vocab import EXTRACTORS  # noqa: E402
 
 PR_K, DC_K = 3, 5  # Kynkäänniemi et al. 2019; Naeem et al. 2020
 # Generated images one evaluation takes: 20x the 50k papers use; FID's estimate stops moving long before.
 MAX_NUM = 1_000_000
-# KID, precision/recall, density/coverage and IS keep every generated image's features (Inception: 2048
+# KID, precision/recall, density/coverage, IS and memorization keep every generated image's features (Inception: 2048
 # floats, 8 KB, plus 1008 logits for IS); FID alone streams them into running statistics, any count.
 MAX_KEPT = 200_000
-_KEPT_METRICS = ("kid", "pr", "dc", "is")
+_KEPT_METRICS = ("kid", "pr", "dc", "is", "memorization")
 # For FID, generated features are kept (and the result is exactly the in-memory one, as before) while they
 # take at most this many bytes (Inception: 65k images); more are streamed into running statistics.
 FEATURE_BYTES = 512 * 2**20
+# Memorization keeps the real images (uint8) on a CUDA device while they take at most this many bytes.
+PIXELS_ON_DEVICE = 2 * 2**30
 
 
 def check_num(metrics: Sequence[str], num: int | None) -> None:
@@ -282,8 +316,11 @@ class Evaluator:
     would take longer than this at the speed measured (None: no limit; `ganforge eval --max-hours`).
 
     Generated images are streamed: FID needs only their features' mean and covariance, accumulated batch
-    by batch in float64 (`frechet.RunningStatistics`), so memory does not grow with `num`. KID, PR, DC and
-    IS keep every image's features and so take at most MAX_KEPT images; no evaluation takes over MAX_NUM.
+    by batch in float64 (`frechet.RunningStatistics`), so memory does not grow with `num`. KID, PR, DC,
+    IS and memorization keep every image's features and so take at most MAX_KEPT images; no evaluation takes over
+    MAX_NUM. Memorization finds each generated image's nearest real image in pixels as its batch passes (the
+    images are not kept) and reuses the features the other metrics extract; it compares every pair of real
+    images once per evaluator (N_real^2 distances in pixels, float64: seconds for 4k images of 32x32 on a CPU).
     """
 
     def __init__(
@@ -343,6 +380,11 @@ class Evaluator:
         self._real_hash: str | None = None
         self._stats: dict[str, RealStats] = {}  # extractor name -> statistics held in memory
         self.last_real_source = ""  # "memory", "disk" or "computed": where the last call found the real statistics
+        # Memorisation's reference, computed once: the real images as pixel rows with their duplicate groups,
+        # their nearest-neighbour distances in pixels, and in features (keyed by the statistics' description).
+        self._px_rows: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._px_nn: torch.Tensor | None = None
+        self._feat_nn: dict[str, torch.Tensor] = {}
         if self._extractor is not None and "is" in self.metrics and not self._extractor.has_logits:
             raise ConfigError(f"IS needs class logits, which the '{self._extractor.name}' extractor has not")
         if extractor == "dinov2" and "is" in self.metrics:
@@ -407,7 +449,7 @@ class Evaluator:
     def _needs(self, role: str) -> dict[str, Any]:
         main = "main" in role
         return {
-            "features": main and any(m in self.metrics for m in ("kid", "pr", "dc")),
+            "features": main and any(m in self.metrics for m in ("kid", "pr", "dc", "memorization")),
             "radii": tuple(k for m, k in (("pr", PR_K), ("dc", DC_K)) if main and m in self.metrics),
             "class_hist": "classes" in role,
         }
@@ -445,13 +487,29 @@ class Evaluator:
         (class predictions, for coverage). Under distributed training, every process's share, combined in
         rank order."""
         want_fid = "fid" in self.metrics
-        want_feats = any(m in self.metrics for m in ("kid", "pr", "dc"))
+        want_feats = any(m in self.metrics for m in ("kid", "pr", "dc", "memorization"))
         moments: dict[str, RunningStatistics | None] = {name: None for name, _ in roles}
         lists: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name, _ in roles}
         keep_features: bool | None = None
+        # Memorisation in pixels: each batch's nearest real image, found as the batch passes (the images
+        # themselves are not kept), under "pixels": "dist" (float64) and "index" (into the real rows).
+        px = self._pixel_rows()[0] if "memorization" in self.metrics else None
+        if px is not None:
+            self._pixel_nn()
+            lists["pixels"] = {}
         timed: list[float] = []  # seconds per image of the first batches
         t = time.perf_counter()
         for i, x in enumerate(_progress(batches, total, "generated images", self.progress and self.group.rank == 0)):
+            if px is not None:
+                if tuple(x.shape[1:]) != tuple(self.real.images.shape[1:]):
+                    raise DataError(
+                        f"memorization compares generated and real images pixel by pixel, and they differ in size: "
+                        f"generated {tuple(x.shape[1:])}, real {tuple(self.real.images.shape[1:])} (C, H, W); "
+                        "use real data of the generated images' size"
+                    )
+                dist, index = nearest(x, px, device=self.device)
+                lists["pixels"].setdefault("dist", []).append(dist)
+                lists["pixels"].setdefault("index", []).append(index)
             for name, ext in roles:
                 out = ext(x)
                 if "main" in name:
@@ -480,9 +538,9 @@ class Evaluator:
                 if i == 1:
                     self._check_time(total, min(timed))
         result: dict[str, dict[str, Any]] = {}
-        for name, _ in roles:
+        for name in lists:
             got: dict[str, Any] = {k: torch.cat(v) for k, v in lists[name].items()}
-            stats = moments[name]
+            stats = moments.get(name)
             if self.group.active:
                 dev = self.device if self.group.backend == "nccl" else torch.device("cpu")
                 got = {k: distributed.gather_rows(v.to(dev), self.group).cpu() for k, v in got.items()}
@@ -581,6 +639,81 @@ class Evaluator:
             return None
         return torch.bincount(torch.as_tensor(labels).long().flatten(), minlength=k)[:k].tolist()
 
+    # -- memorisation's reference
+
+    def _pixel_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The real images of the statistics (the same fixed subset, in the same order as their feature rows)
+        as uint8 pixel rows (N, C*H*W), and their duplicate groups (`memorization.image_groups`)."""
+        if self._px_rows is None:
+            idx = _subset(len(self.real), self.num_real)
+            rows = (self.real.images if idx is None else self.real.images[idx]).flatten(1)  # (N, C*H*W)
+            groups = image_groups(rows)
+            if self.device.type == "cuda" and rows.numel() <= PIXELS_ON_DEVICE:
+                rows = rows.to(self.device)  # not copied again for every batch of generated images
+            self._px_rows = (rows, groups)
+        return self._px_rows
+
+    def _pixel_nn(self) -> torch.Tensor:
+        """Every real image's distance to its nearest other (non-duplicate) real image, in pixels."""
+        if self._px_nn is None:
+            rows, groups = self._pixel_rows()
+            self._px_nn = reference_nn(rows, groups=groups, device=self.device, check=self._check_real_time)
+        return self._px_nn
+
+    def _feature_nn(self, st: RealStats) -> torch.Tensor:
+        """The same in the extractor's features (rows of `st.features`, one per real image of `_pixel_rows`)."""
+        key = json.dumps(st.meta, sort_keys=True)
+        if key not in self._feat_nn:
+            groups = self._pixel_rows()[1]
+            self._feat_nn = {key: reference_nn(st.features, groups=groups, device=self.device)}
+        return self._feat_nn[key]
+
+    def _check_real_time(self, seconds: float) -> None:
+        """Refuse nearest-neighbour distances between all real images that would take longer than `max_seconds`."""
+        if self.max_seconds is not None and seconds > self.max_seconds:
+            from ..sample.progress import duration
+
+            n = self._pixel_rows()[0].shape[0]
+            raise ConfigError(
+                f"memorization compares every pair of the {n:,} real images in pixels, which would take about "
+                f"{duration(seconds)} here (limit {duration(self.max_seconds)}); use --num-real "
+                f"{max(n // 4, 2):,}, a GPU (--device cuda), or raise --max-hours"
+            )
+
+    def _memorization(self, px: dict[str, np.ndarray], fake: np.ndarray, st: RealStats) -> dict[str, float]:
+        """The memorization keys from the generated images' nearest real images in pixels (`px`, found while
+        they streamed past) and their features `fake` against the real features of `st`."""
+        ratio_px = torch.from_numpy(px["dist"]) / self._pixel_nn()[torch.from_numpy(px["index"])]
+        ratio_feat = memorization_ratios(fake, st.features, reference_nn_dist=self._feature_nn(st), device=self.device)
+        out: dict[str, float] = {}
+        for space, ratios in (("px", ratio_px), ("feat", ratio_feat)):
+            got = summarize(ratios)
+            out[f"memorization_{space}"] = got["median"]
+            out[f"memorization_{space}_p10"] = got["p10"]
+            out[f"copies_{space}"] = got["copies"]
+        return out
+
+    def real_memorization(self, *, seed: int = 0) -> dict[str, Any]:
+        """The real data scored against itself, a random half (fixed by `seed`) as the samples and the other
+        half as the reference, with the keys of the memorization metric: what a generator of genuinely new
+        images from the real distribution scores, the ceiling for a generator's numbers. Needs "memorization"
+        among the metrics (for the real features)."""
+        if "memorization" not in self.metrics:
+            raise ConfigError("real_memorization needs an evaluator with 'memorization' among its metrics")
+        role = next(r for r, _ in self._extractors() if "main" in r)
+        st = self.real_stats()[role]
+        rows, groups = self._pixel_rows()
+        out: dict[str, Any] = {}
+        for space, data in (("px", rows), ("feat", st.features)):
+            got = real_self_memorization(data, seed=seed, groups=groups, device=self.device)
+            out[f"memorization_{space}"] = got["median"]
+            out[f"memorization_{space}_p10"] = got["p10"]
+            out[f"copies_{space}"] = got["copies"]
+        out.update(
+            num_samples=got["num_samples"], num_reference=got["num_reference"], seed=seed, extractor=self.extractor.name
+        )
+        return out
+
     # -- one evaluation
 
     def __call__(self, fake: ImageSource | GenerateFn, *, num: int | None = None) -> dict[str, Any]:
@@ -637,6 +770,8 @@ class Evaluator:
                 )
             if "is" in self.metrics:
                 res["is_mean"], res["is_std"] = inception_score(feats[main_role]["logits"], splits=self.is_splits)
+            if "memorization" in self.metrics:
+                res.update(self._memorization(feats["pixels"], f, st))
         if "coverage" in self.metrics:
             role = next(r for r, _ in roles if "classes" in r)
             clf = self.classifier

@@ -20,7 +20,9 @@ from .. import checkpoint as ckpt
 STALE_S = 600.0  # a "training" status not updated for 10 minutes belongs to a process that is gone
 MAX_POINTS = 2000  # points per curve sent to the page: enough for a canvas, bounded for huge logs
 _AXES = ("step", "kimg", "time_s")
-_METRIC_PREFIXES = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "psnr", "ssim", "classes", "kl")
+_METRIC_PREFIXES = (
+    "fid", "kid", "is", "precision", "recall", "density", "coverage", "psnr", "ssim", "classes", "kl", "memorization", "copies",
+)
 
 
 def read_json(path: Path, limit: int = 4 * 2**20) -> dict[str, Any] | None:
