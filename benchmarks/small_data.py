@@ -22,7 +22,8 @@ Rows run one after another on a quiet machine (never two at once).
     python benchmarks/small_data.py [--minutes 20] [--subset-minutes M] [--default-minutes 5] [--quick] [--rows a,b] [--json PATH]
 
 JSON keys: stylegan2_fid, dcgan_fid, stylegan2_classes, dcgan_classes, ada_subset_fid, noaug_subset_fid,
-minutes, subset_minutes, default_minutes, default_fid, default_classes, default_model, real_memorization
+minutes, subset_minutes, default_minutes, default_fid, default_classes, default_model, fewshot_best_fid_500,
+fewshot_best_row_500, dcgan_fid_500, fewshot_memorization_500, fewshot_best_fid_full20, dcgan_fid_full20, real_memorization
 ({"full": ..., "subset500": ...}); each row has `memorization` ({"reference", "pixels", "features" (the
 medians), "copies_pixels", "copies_features", "pixels_p10", "features_p10", and "pixels_vs_real" /
 "features_vs_real": the medians over the real set's own on the same reference}).
@@ -54,6 +55,9 @@ class Row:
     note: str = ""
 
 
+PROJECTED = {"d": "projected", "proj_size": 64, "proj_width": 0.25}
+FEWSHOT = ("fastgan", "fastgan-narrow", "fastgan-projected")  # row-name stems of the few-shot families
+
 ROWS = [
     # The real images themselves, scored like a generator: the ceiling of both numbers on this data.
     Row("real-data", "", "none", note="2,000 real emoji scored as samples: the best a generator can do"),
@@ -67,7 +71,21 @@ ROWS = [
         note="--cond --class-balance 0.5 (rare classes drawn more often in training)"),
     Row("stylegan2-ada-500", "stylegan2", "subset", {"cfg": "small"}, {"aug": "ada", "batch": 32}, subset=True, note="500 images, ADA"),
     Row("stylegan2-noaug-500", "stylegan2", "subset", {"cfg": "small"}, {"batch": 32}, subset=True, note="500 images, no augmentation"),
+    # Few-shot families (issue 26): FastGAN, its narrow CPU width, and FastGAN with the projected discriminator
+    # (feature network input 64 px, heads at a quarter of the paper's widths: the CPU setting measured fastest).
+    Row("default:fastgan", "fastgan", "default", {}, {"aug": "diffaugment"}, note="fastgan (ngf 16) + DiffAugment"),
+    Row("default:fastgan-narrow", "fastgan", "default", {"ngf": 8}, {"aug": "diffaugment"}, note="fastgan ngf 8 + DiffAugment"),
+    Row("default:fastgan-projected", "fastgan", "default", PROJECTED, {"aug": "diffaugment"},
+        note="fastgan + projected D (64 px features, width 0.25) + DiffAugment"),
+    Row("dcgan-500", "dcgan", "subset", subset=True, note="500 images, dcgan defaults"),
+    Row("fastgan-500", "fastgan", "subset", {}, {"aug": "diffaugment"}, subset=True, note="500 images, fastgan + DiffAugment"),
+    Row("fastgan-narrow-500", "fastgan", "subset", {"ngf": 8}, {"aug": "diffaugment"}, subset=True,
+        note="500 images, fastgan ngf 8 + DiffAugment"),
+    Row("fastgan-projected-500", "fastgan", "subset", PROJECTED, {"aug": "diffaugment"}, subset=True,
+        note="500 images, fastgan + projected D + DiffAugment"),
     Row("dcgan", "dcgan", "main", note="ganforge defaults"),
+    Row("fastgan", "fastgan", "main", {}, {"aug": "diffaugment"}, note="fastgan + DiffAugment"),
+    Row("fastgan-projected", "fastgan", "main", PROJECTED, {"aug": "diffaugment"}, note="fastgan + projected D + DiffAugment"),
     Row("stylegan2-ada", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="small config, ADA (bgc)"),
     Row("stylegan2-ada-lean", "stylegan2", "main", {"cfg": "small", "pl_weight": 0, "style_mixing": 0}, {"aug": "ada", "batch": 32},
         note="small config without path length and style mixing (as the paper's cifar config), ADA"),
@@ -259,6 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         payload["ada_subset_fid"] = by["stylegan2-ada-500"]["fid"]
     if "stylegan2-noaug-500" in by:
         payload["noaug_subset_fid"] = by["stylegan2-noaug-500"]["fid"]
+    # Issue 26's summary keys: the best few-shot row against dcgan at the same budget and data.
+    for suffix, key in (("-500", "500"), ("", "full20")):
+        few = [by[f + suffix] for f in FEWSHOT if f + suffix in by]
+        if few:
+            best = min(few, key=lambda r: (-r["classes"], r["fid"]))
+            payload[f"fewshot_best_fid_{key}"], payload[f"fewshot_best_row_{key}"] = best["fid"], best["name"]
+            if suffix == "-500":
+                payload["fewshot_memorization_500"] = best["memorization"]
+        if "dcgan" + suffix in by:
+            payload[f"dcgan_fid_{key}"] = by["dcgan" + suffix]["fid"]
     defaults = [r for r in results if r["name"].startswith("default:")]
     if defaults:
         best = min(defaults, key=lambda r: (-r["classes"], r["fid"]))

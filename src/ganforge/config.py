@@ -74,6 +74,7 @@ class TrainConfig:
         problem); ranges are checked by `validate`, so that a run saved by an older version still loads."""
         if not isinstance(d, dict):
             raise ConfigError(f"a config must be a JSON object of settings, not {type(d).__name__}")
+        d = {k: v for k, v in d.items() if k != "notes"}  # written by `save` for people, not read back
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names, key=str)
         if unknown:
@@ -138,9 +139,14 @@ class TrainConfig:
             check_setting(key, value)
         return self
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, notes: dict[str, str] | None = None) -> None:
+        """Write the settings as JSON; `notes` (what the run uses that the settings do not say, from
+        `Family.notes`) go under "notes", which loading ignores."""
+        d = self.to_dict()
+        if notes:
+            d["notes"] = dict(notes)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.write_text(json.dumps(d, indent=2) + "\n")
         tmp.replace(path)
 
     @classmethod

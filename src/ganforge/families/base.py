@@ -261,6 +261,12 @@ class Family:
             cond = "class" if nets.spec.num_classes else "none"
         return dataclasses.replace(caps, conditioning=cond)
 
+    def notes(self, nets: Networks) -> dict[str, str]:
+        """What a run uses that its settings alone do not say (a stated substitute loss, a frozen feature
+        network): the loop prints them under the start line and writes them into the run's config.json.
+        By default the text entries of `nets.state`."""
+        return {k: v for k, v in nets.state.items() if isinstance(v, str)}
+
     def fp16_layers(self, nets: Networks) -> list[nn.Module]:
         """The precision policy: layers that compute in fp16 by themselves on CUDA (stylegan2's blocks, as in
         the reference), each with a boolean `use_fp16` the loop turns off when an explicit --precision

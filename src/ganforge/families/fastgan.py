@@ -12,7 +12,12 @@ DiffAugment, so `ganforge train --model fastgan` uses `--aug diffaugment` unless
 
 Departures from the reference code, for a smaller first version: no spectral normalisation, no second
 discriminator branch on a 128 px copy of the image, no SLE inside D, and the plain hinge margin (the reference
-draws it in [0.8, 1]). The projected discriminator of the follow-up work is not here.
+draws it in [0.8, 1]).
+
+`--set d=projected` replaces D with the projected discriminator (Sauer et al. 2021; `ganforge.nn.projected`, the
+generator the Projected GAN authors recommend for small sets): hinge loss on the patch logits of its four heads, no
+reconstruction. The fakes' features are computed once per step: D's update sees them detached, G's update
+backpropagates through the frozen feature network into G (the same augmented fakes for both updates).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import torch
 from .. import losses
 from ..errors import ConfigError
 from ..nn.fastgan import Discriminator, Generator, init_weights, recon_loss, recon_targets
+from ..nn.projected import init_heads
+from . import projected
 from .adversarial import AdversarialFamily, set_trainable
 from .base import Batch, DataSpec, Networks, StepContext
 
@@ -42,6 +49,9 @@ class FastGANConfig:
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
     embed_dim: int = 0  # class embedding size for conditional G (0: nz // 2)
+    d: str = "fastgan"  # the discriminator: fastgan (self-supervised, the paper's) | projected (frozen EfficientNet-Lite0 features)
+    proj_size: int = 0  # d=projected: the feature network's input side in px (0: 2x the image side, 64 to 224)
+    proj_width: float = 1.0  # d=projected: multiplier of the heads' widths
 
 
 class FastGAN(AdversarialFamily):
@@ -59,6 +69,7 @@ class FastGAN(AdversarialFamily):
             raise ConfigError(f"fastgan needs a power-of-two resolution from 32 to 1024, not {r}; use --resolution 32, 64 or 256")
         if cfg.recon_weight < 0:
             raise ConfigError(f"recon_weight = {cfg.recon_weight}: use 0 (no self-supervision) or more")
+        projected.check(cfg, spec, "fastgan")
 
     def resolve_config(self, cfg: FastGANConfig, spec: DataSpec, batch: int) -> FastGANConfig:
         """Fill the widths and latent size left at 0: the paper's (64, 256) from 128 px, narrower below (for CPUs)."""
@@ -69,6 +80,7 @@ class FastGAN(AdversarialFamily):
             cfg.ngf = 64 if big else 16
         if not cfg.ndf:
             cfg.ndf = cfg.ngf
+        projected.resolve(cfg, spec)
         return cfg
 
     def latent_shape(self, cfg: FastGANConfig, spec: DataSpec) -> tuple[int, ...]:
@@ -82,13 +94,21 @@ class FastGAN(AdversarialFamily):
         nets = Networks(
             {
                 "G": Generator(cfg.nz, cfg.ngf, spec.channels, spec.resolution, spec.num_classes, embed, cfg.noise),
-                "D": Discriminator(cfg.ndf, spec.channels, spec.resolution, spec.num_classes),
+                "D": projected.build_d(cfg, spec) if projected.wanted(cfg)
+                else Discriminator(cfg.ndf, spec.channels, spec.resolution, spec.num_classes),
             },
             cfg=cfg, spec=spec,
         )
-        nets.apply(init_weights)  # leaves the class embeddings alone (D's starts at N(0, 0.02))
-        nets.state["recon_loss"] = RECON_NOTE
+        # N(0, 0.02) leaves the class embeddings alone (D's starts at N(0, 0.02)); the projected heads keep
+        # PyTorch's initialisation under spectral norm (`nn.projected.init_heads`).
+        nets["G"].apply(init_weights)
+        nets["D"].apply(init_heads if projected.wanted(cfg) else init_weights)
+        if not projected.wanted(cfg):
+            nets.state["recon_loss"] = RECON_NOTE
         return nets
+
+    def setup_training(self, nets: Networks, device: torch.device) -> None:
+        projected.setup(nets, device)
 
     def train_step(self, nets: Networks, opts, batch: Batch, step: int, ctx: StepContext) -> dict[str, float]:
         cfg: FastGANConfig = nets.cfg
@@ -96,6 +116,8 @@ class FastGAN(AdversarialFamily):
         real, labels = batch["image"], batch.get("label")
         z = ctx.randn(real.shape[0], cfg.nz, device=real.device)
         fake = G(z, labels)  # one G forward per step: D sees it detached, G's update reuses its graph
+        if projected.wanted(cfg):
+            return self._projected_step(nets, opts, real, labels, fake, ctx)
 
         # D: hinge loss on real and fake patch logits + reconstruction of the reals it saw.
         set_trainable(D, True)
@@ -135,7 +157,39 @@ class FastGAN(AdversarialFamily):
             "grad_G": grad_g,
         }
 
+    @staticmethod
+    def _projected_step(nets: Networks, opts, real, labels, fake, ctx: StepContext) -> dict[str, float]:
+        G, D = nets["G"], nets["D"]
+        set_trainable(D, True)
+        opts["D"].zero_grad(set_to_none=True)
+        with torch.no_grad():
+            feats_real = D.features(ctx.augment(real))
+        feats_fake = D.features(ctx.augment(fake))  # kept with its graph for G's update
+        d_real = D.score(feats_real, labels)
+        ctx.observe_real(d_real)
+        d_fake = D.score([f.detach() for f in feats_fake], labels)
+        loss_d = losses.d_loss("hinge", d_real, d_fake)
+        ctx.backward(loss_d)
+        grad_d = ctx.grad_norm(D, opts["D"])
+        ctx.step(opts["D"])
+
+        set_trainable(D, False)
+        opts["G"].zero_grad(set_to_none=True)
+        loss_g = losses.g_loss("hinge", D.score(feats_fake, labels))
+        ctx.backward(loss_g)
+        grad_g = ctx.grad_norm(G, opts["G"])
+        ctx.step(opts["G"])
+        set_trainable(D, True)
+        return {
+            "loss_D": loss_d.item(), "loss_G": loss_g.item(),
+            "D_real": losses.probabilities("hinge", d_real), "D_fake": losses.probabilities("hinge", d_fake),
+            "score_real": float(d_real.detach().float().mean()), "score_fake": float(d_fake.detach().float().mean()),
+            "grad_D": grad_d, "grad_G": grad_g,
+        }
+
     def state_dict(self, nets: Networks) -> dict[str, Any]:
+        if projected.wanted(nets.cfg):
+            return {}
         return {"recon_loss": nets.state.get("recon_loss", RECON_NOTE)}
 
     def load_state_dict(self, nets: Networks, state: dict[str, Any]) -> None:

@@ -177,15 +177,20 @@ def check_before_data(cfg: TrainConfig, world_size: int = 1) -> None:
     if cfg.aug != "none" and not family.adversarial:
         raise ConfigError(f"--aug augments what a discriminator sees, and model '{family.name}' has none; drop --aug")
     _micro_batch(cfg, family, distributed.ProcessGroup(world_size=world_size))
-    first: ConfigError | None = None
+    errors: list[ConfigError] = []
     for spec in _possible_specs(cfg, family, fam_cfg):
         try:
             family.check(dataclasses.replace(fam_cfg), spec)
             return  # some data of this shape trains: the data decides, when it loads
         except ConfigError as exc:
-            first = first or exc
-    if first is not None:
-        raise first
+            errors.append(exc)
+    if errors:
+        # The refusal most shapes share: a bad setting (refused at every side the family supports) rather than
+        # the resolution refusal of the few sides it does not.
+        counts: dict[str, int] = {}
+        for exc in errors:
+            counts[str(exc)] = counts.get(str(exc), 0) + 1
+        raise max(errors, key=lambda exc: counts[str(exc)])
 
 
 def _possible_specs(cfg: TrainConfig, family: Any, fam_cfg: Any) -> list[DataSpec]:
@@ -318,10 +323,14 @@ def _train_run(
     step, nimg, elapsed, lr_scale = 0, 0, 0.0, 1.0
     fresh_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in opts.items()}  # from the config
 
+    saved_frozen: dict[str, str] = {}
+
     def restore() -> None:
         """Load the latest checkpoint over networks, optimizers, RNGs, data order and family state."""
         nonlocal step, nimg, elapsed, lr_scale
         meta, tensors = run.load_latest(say)
+        saved_frozen.clear()
+        saved_frozen.update(meta.get("frozen_networks") or {})
         ckpt.load_nets(nets, tensors)
         ckpt.load_optimizers(opts, tensors, meta)
         ckpt.restore_rng(tensors, meta)
@@ -339,7 +348,8 @@ def _train_run(
     if run.resuming:
         restore()
         say(f"resuming {run.dir} from step {step}")
-    run.save_config()
+    notes = family.notes(nets)
+    run.save_config(notes)
     run.open_metrics(step)
     run.set_status("training", step)
 
@@ -359,6 +369,10 @@ def _train_run(
     stop = _StopFlag()
 
     frozen = nets.frozen_checksums()  # frozen networks are rebuilt from their package, never saved: checksums only
+    for name, digest in saved_frozen.items():
+        if frozen.get(name, digest) != digest:
+            say(f"warning: the frozen network '{name}' differs from the one this run was trained with (another package "
+                "version?); training goes on with the one installed now")
 
     def meta_now() -> dict[str, Any]:
         return {
@@ -385,6 +399,8 @@ def _train_run(
         f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(engine.amp_dtype)}{own_fp16}) "
         f"-> {run.dir}"
     )
+    for key, text in notes.items():
+        say(f"  {key.replace('_', ' ')}: {text}")
     # A live bar on a terminal; in a log file or a pipe, one plain line per --log-every instead of
     # thousands of carriage-return redraws.
     bar = None

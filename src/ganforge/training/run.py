@@ -296,9 +296,9 @@ class RunFolder:
         if self.lock is not None:
             self.lock.release()
 
-    def save_config(self) -> None:
+    def save_config(self, notes: dict[str, str] | None = None) -> None:
         if self.writer:
-            self.cfg.save(self.dir / "config.json")
+            self.cfg.save(self.dir / "config.json", notes)
 
     def set_status(self, state: str, step: int, message: str = "") -> None:
         """status.json, for `ganforge serve` and other watchers: state training | done | stopped | failed,
