@@ -30,6 +30,7 @@ def tiny_config(tmp_path, data: str, model: str = "dcgan", **kw) -> TrainConfig:
     base = dict(
         data=data, model=model, steps=4, batch=8, runs_dir=str(tmp_path / "runs"), run="t",
         sample_every=1000, ckpt_every=1000, log_every=1, grid_size=4, precision="fp32", family=fam,
+        threads=2,  # fixed: --threads 0 follows other processes' load, and thread counts change float sums
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -59,3 +60,26 @@ def make_paired_folder(root, n: int = 12, res: int = 16, seed: int = 0):
         Image.fromarray(edge).save(root / "A" / f"{i:03d}.png")
         Image.fromarray(fill).save(root / "B" / f"{i:03d}.png")
     return root
+
+
+# Captions of `make_captioned_archive`'s images: a colour word and a shape word, so that text decides the image.
+CAPTION_COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 60, 220)}
+CAPTION_SHAPES = ("disc", "square")
+
+
+def make_captioned_archive(path, n: int = 24, res: int = 16, seed: int = 0):
+    """A small captioned dataset: coloured discs and squares on white, captioned "red disc", "blue square", ...
+    (dataset.json's "captions", as `ganforge prepare --captions` writes it)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:res, 0:res]
+    imgs = np.full((n, res, res, 3), 255, np.uint8)
+    captions = []
+    for i in range(n):
+        colour = list(CAPTION_COLOURS)[i % len(CAPTION_COLOURS)]
+        shape = CAPTION_SHAPES[(i // len(CAPTION_COLOURS)) % len(CAPTION_SHAPES)]
+        cx, cy, r = rng.uniform(res * 0.35, res * 0.65, 2).tolist() + [rng.uniform(res * 0.2, res * 0.3)]
+        mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r if shape == "disc" else (abs(xx - cx) < r) & (abs(yy - cy) < r)
+        imgs[i][mask] = CAPTION_COLOURS[colour]
+        captions.append(f"{colour} {shape}")
+    write_archive(ArchiveData(imgs, None, [], captions=captions), path)
+    return path

@@ -165,7 +165,7 @@ def test_eval_notes_files_left_out_of_a_folder(tmp_path):
 
 
 def test_small_sample_caution():
-    from ganforge.cli_eval import small_sample_caution
+    from ganforge.cli.eval import small_sample_caution
 
     res = {"num_fake": 500, "num_real": 50000, "extractor": "inception-2015-12-05"}
     assert "caution: FID from 500 generated / 50000 real images is strongly biased" in small_sample_caution(

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from ganforge import cli_train
 from ganforge.cli import main
+from ganforge.cli import sample as cli_sample
 from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError
 from helpers import make_archive
@@ -160,7 +160,7 @@ def test_generate_writes_each_batch_before_the_next(run_dir, tmp_path, monkeypat
 
 
 def test_generate_shows_progress_on_a_terminal(run_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli_train, "_is_terminal", lambda stream: True)
+    monkeypatch.setattr(cli_sample, "_is_terminal", lambda stream: True)
     r = invoke(["generate", str(run_dir), "--seeds", "0-99", "--out", str(tmp_path / "p")])
     assert r.exit_code == 0, r.output
     assert re.search(r"\d+/100 \[", r.output), r.output  # a tqdm bar on stderr
@@ -169,7 +169,7 @@ def test_generate_shows_progress_on_a_terminal(run_dir, tmp_path, monkeypatch):
 def test_grid_of_too_many_images_is_refused(run_dir, tmp_path, monkeypatch):
     r = invoke(["generate", str(run_dir), "--seeds", "0-4096", "--grid", "--out", str(tmp_path / "g.png")])
     assert_one_line_error(r, "a grid of more than 4096 images is not viewable")
-    monkeypatch.setattr(cli_train, "MAX_GRID_PIXELS", 1000)
+    monkeypatch.setattr(cli_sample, "MAX_GRID_PIXELS", 1000)
     r = invoke(["generate", str(run_dir), "--seeds", "0-8", "--grid", "--out", str(tmp_path / "g.png")])
     assert_one_line_error(r, "would be 52x52 pixels, too large to view")
     assert not (tmp_path / "g.png").exists()
@@ -244,7 +244,7 @@ def test_trunc_out_of_range_is_refused_as_the_api_does(run_dir, tmp_path, psi):
     # Regression (issue 24): --trunc 1e30 saturated silently; the studio's API refuses psi outside [-2, 2].
     from ganforge.serve.params import PSI_RANGE
 
-    assert cli_train.PSI_RANGE == PSI_RANGE
+    assert cli_sample.PSI_RANGE == PSI_RANGE
     out = assert_one_line_error(
         invoke(["generate", str(run_dir), "--seeds", "0", "--trunc", psi, "--out", str(tmp_path / "o")]),
         "is out of range: truncation psi goes from -2 to 2",
@@ -269,7 +269,7 @@ def test_default_grid_names_keep_classes_apart(run_dir):
 
 
 def test_output_tag():
-    tag = cli_train._output_tag
+    tag = cli_sample._output_tag
     assert tag("0-3", [0, 1, 2, 3], None, 1.0, "const", False) == "seeds-0-3"
     assert (
         tag("0-3, 7", [0, 1, 2, 3, 7], "a/b", 0.7, "random", True) == "seeds-0-3_7-classa_b-trunc0.7-noiserandom-noema"

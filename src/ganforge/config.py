@@ -17,53 +17,158 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .vocab import AUGMENTATIONS, ON_NAN, PRECISIONS  # the one definition of each vocabulary
+from .vocab import EXTRACTORS as EVAL_EXTRACTORS
+
+
+def _setting(default: Any, help: str, group: str | None = None, **cli: Any) -> Any:
+    """A TrainConfig field and its documentation, from which `ganforge train` builds its option
+    (`ganforge.cli.options.config_options`). Metadata: `help` (the option's help, and the setting's
+    documentation); `group`, the section of `ganforge train --help` ("data", "optimisation", "augmentation",
+    "evaluation" or "runtime"; None: no option, the setting is changed with --set); and for the option:
+    `choices` (a vocabulary of ganforge.vocab), `range` ((min, max), None for an open end), `kind`
+    ("folder": a folder path; "family": a registered model family) and `flags` (the option's names, when
+    not --field-name)."""
+    return field(default=default, metadata={"help": help, "group": group, **cli})
 
 
 @dataclass
 class TrainConfig:
-    data: str = "emoji"  # built-in name, prepared archive (zip/folder with dataset.json) or raw image folder
-    model: str = "dcgan"  # model family (see `ganforge train --help`)
-    resolution: int | None = None  # training resolution in pixels; None: the dataset's own
-    channels: int | None = None  # 1 or 3; None: the dataset's own
-    # optimisation steps (each one D and one G update, or as the family defines). 4000: the no-argument DCGAN on
-    # emoji fills about 5 minutes of a 2-core CPU; classifier FD 7.3 / 7.9 (seeds 0 / 1) against 11.1 at 2500
-    # (5.2 / 5.1 with dcgan's lr 3e-4 at 32 px; see README, "Benchmarks").
-    steps: int = 4000
-    kimg: float | None = None  # alternative length: thousands of real images shown (overrides steps)
-    batch: int = 64  # images per step (the global batch: under torchrun, split over the processes)
-    batch_gpu: int = 0  # images per forward/backward pass on each process (gradient accumulation); 0: all at once
-    cond: bool = False  # class-conditional training on the dataset's labels
-    class_balance: float = 0.0  # draw class c in proportion to count_c^(1 - this): 0 as in the data, 1 evenly
-    xflip: bool = False  # mirror real images at random (doubles the data for left-right symmetric sets)
-    aug: str = "none"  # augmentation of every image D sees: none | ada (adaptive p) | fixed (p = aug_p) | diffaugment
-    aug_p: float = 0.0  # augmentation probability: ADA's starting p, or the fixed p
-    aug_target: float = 0.6  # ADA's target for the overfitting heuristic r_t = E[sign(D(real))] (Karras et al. 2020)
-    aug_kimg: float = 500.0  # ADA's speed: p can go from 0 to 1 in this many thousand images
-    seed: int = 0  # seeds networks, data order and noise: same seed + config -> same run
-    run: str | None = None  # run name; the folder is <runs_dir>/<run>; None: "<model>-<data>"
-    runs_dir: str = "runs"  # folder holding the runs
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CPUs with native bf16 and on CUDA)
-    channels_last: bool = True  # NHWC memory layout for convolutions (faster on CPU and tensor cores)
-    compile: bool = False  # torch.compile the training networks (slow first steps; see benchmarks/train_speed.py)
-    ema_kimg: float = 10.0  # EMA half-life of G's weights in thousands of images (0 disables the EMA)
-    ema_rampup: float = 0.05  # EMA half-life is at most this fraction of images shown so far (StyleGAN2)
-    log_every: int = 50  # steps between lines in metrics.jsonl
-    sample_every: int = 500  # steps between sample grids (fixed seeds)
-    ckpt_every: int = 1000  # steps between checkpoints (one is also written at the end and on Ctrl-C)
-    keep_ckpts: int = 3  # periodic checkpoints kept (the best one is kept too); 0 keeps all
-    grid_size: int = 64  # images in each sample grid (seeds 0..grid_size-1)
-    eval_every: int = 0  # steps between evaluations (0: none)
-    eval_metrics: str = "fid"  # comma-separated metrics for periodic evaluation; the first picks `best`
-    eval_num: int = 10000  # generated images per periodic evaluation
-    eval_extractor: str = "inception"  # feature extractor for periodic evaluation
-    resume_from: str = ""  # start from these weights: an NVlabs .pkl or a ganforge run (transfer learning)
-    # stop (with a checkpoint, as at the last step) after this many minutes of training in this invocation (0: none);
-    # each --resume gets the whole budget again
-    max_minutes: float = 0.0
-    on_nan: str = "stop"  # when a loss turns NaN/Inf or explodes: stop | rollback (reload the last checkpoint, halve the lr, go on)
-    threads: int = 0  # CPU threads for torch (0: torch's default)
-    family: dict[str, Any] = field(default_factory=dict)  # the family's own hyper-parameters
+    data: str = _setting(
+        "emoji",
+        "Built-in dataset name, prepared archive (zip or folder with dataset.json), or folder/zip of images.",
+        "data",
+    )
+    model: str = _setting("dcgan", "Model family.", "data", kind="family")
+    resolution: int | None = _setting(
+        None, "Training resolution in pixels [default: the data's].", "data", range=(4, 4096)
+    )
+    channels: int | None = _setting(None, "1 = grayscale, 3 = RGB [default: the data's].", "data", choices=(1, 3))
+    # 4000: the no-argument DCGAN on emoji fills about 5 minutes of a 2-core CPU; classifier FD 7.3 / 7.9
+    # (seeds 0 / 1) against 11.1 at 2500 (5.2 / 5.1 with dcgan's lr 3e-4 at 32 px; see README, "Benchmarks").
+    steps: int = _setting(
+        4000,
+        "Training steps (optimisation steps: each one D and one G update, or as the family defines).",
+        "optimisation",
+        range=(1, None),
+    )
+    kimg: float | None = _setting(
+        None, "Train for this many thousand real images instead of --steps.", "optimisation", range=(0.001, None)
+    )
+    batch: int = _setting(
+        64,
+        "Batch size: images per step (global: under torchrun, split over the processes).",
+        "optimisation",
+        range=(1, None),
+    )
+    batch_gpu: int = _setting(
+        0,
+        "Images per forward/backward pass on each process; smaller than the batch accumulates gradients "
+        "(0: the whole batch).",
+        "optimisation",
+        range=(0, None),
+    )
+    cond: bool = _setting(False, "Class-conditional training on the dataset's labels.", "data")
+    class_balance: float = _setting(
+        0.0,
+        "Draw rare classes of a labelled set more often: class c in proportion to count^(1-this); 0 as in the "
+        "data, 0.5 by the square root of its size, 1 every class equally.",
+        "data",
+    )
+    xflip: bool = _setting(
+        False,
+        "Mirror real images at random (doubles the data for left-right symmetric sets).",
+        "augmentation",
+    )
+    aug: str = _setting(
+        "none",
+        "Augment every image D sees (adversarial models): ada adapts p to D's overfitting; fixed uses --aug-p.",
+        "augmentation",
+        choices=AUGMENTATIONS,
+    )
+    aug_p: float = _setting(
+        0.0, "Augmentation probability (ada: its start; fixed: its value).", "augmentation", range=(0, 1)
+    )
+    aug_target: float = _setting(
+        0.6,
+        "ADA's target for the overfitting heuristic r_t = E[sign(D(real))] (Karras et al. 2020).",
+        "augmentation",
+        range=(0, 1),
+    )
+    aug_kimg: float = _setting(500.0, "ADA's speed: p can go from 0 to 1 in this many thousand images.")
+    seed: int = _setting(
+        0, "Random seed of the networks, data order and noise: same seed and settings, same run.", "optimisation"
+    )
+    run: str | None = _setting(
+        None,
+        "Run name, one folder name inside --runs-dir [default: MODEL-DATA]; --name is the same option "
+        "(torchrun mistakes --run for its --run-path).",
+        "runtime",
+        flags=("--run", "--name"),
+    )
+    runs_dir: str = _setting("runs", "Folder that holds runs.", "runtime", kind="folder")
+    device: str = _setting("auto", "auto, cpu, cuda, cuda:N or mps.", "runtime")
+    precision: str = _setting(
+        "auto",
+        "Mixed precision (auto: bf16 on CPUs with native bf16 and on CUDA).",
+        "runtime",
+        choices=PRECISIONS,
+    )
+    channels_last: bool = _setting(True, "NHWC memory layout for convolutions (faster on CPU and tensor cores).")
+    compile: bool = _setting(
+        False,
+        "torch.compile the training networks: faster steps after a slow first one "
+        "(measure with benchmarks/train_speed.py).",
+        "runtime",
+    )
+    ema_kimg: float = _setting(
+        10.0, "EMA half-life of G's weights in kimg (0: no EMA).", "optimisation", range=(0, None)
+    )
+    ema_rampup: float = _setting(
+        0.05, "The EMA half-life is at most this fraction of the images shown so far (StyleGAN2)."
+    )
+    log_every: int = _setting(50, "Steps between metrics.jsonl lines.", "runtime", range=(1, None))
+    sample_every: int = _setting(500, "Steps between sample grids (fixed seeds).", "runtime", range=(1, None))
+    ckpt_every: int = _setting(
+        1000,
+        "Steps between checkpoints (one is also written at the end and on Ctrl-C).",
+        "runtime",
+        range=(1, None),
+    )
+    keep_ckpts: int = _setting(3, "Periodic checkpoints kept (the best one is kept too); 0 keeps all.")
+    grid_size: int = _setting(64, "Images in each sample grid (seeds 0..grid_size-1).")
+    eval_every: int = _setting(0, "Steps between evaluations (0: none).", "evaluation", range=(0, None))
+    eval_metrics: str = _setting(
+        "fid",
+        "Comma-separated metrics for periodic evaluation; the first picks the best checkpoint.",
+        "evaluation",
+    )
+    eval_num: int = _setting(10000, "Generated images per evaluation.", "evaluation", range=(1, None))
+    eval_extractor: str = _setting(
+        "inception", "Feature extractor for periodic evaluation.", "evaluation", choices=EVAL_EXTRACTORS
+    )
+    resume_from: str = _setting(
+        "",
+        "Start from pretrained weights: an NVlabs network .pkl or a ganforge run (transfer learning; a new run).",
+        "optimisation",
+    )
+    max_minutes: float = _setting(
+        0.0,
+        "Stop after this many minutes of training in this invocation, with a checkpoint (0: no limit); "
+        "--resume continues, with the whole budget again.",
+        "runtime",
+        range=(0, None),
+    )
+    on_nan: str = _setting(
+        "stop",
+        "When a loss turns NaN/Inf or explodes: stop, or reload the last checkpoint with the learning rate halved.",
+        "optimisation",
+        choices=ON_NAN,
+    )
+    threads: int = _setting(0, "CPU threads (0: torch's default).", "runtime", range=(0, None))
+    family: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "The family's own hyper-parameters (--set KEY=VALUE).", "group": None}
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -128,7 +233,7 @@ class TrainConfig:
             ("eval_extractor", self.eval_extractor in EVAL_EXTRACTORS, " | ".join(EVAL_EXTRACTORS)),
             ("threads", self.threads >= 0, "0 (torch's default) or more"),
             ("max_minutes", self.max_minutes >= 0, "0 (no limit) or more"),
-            ("on_nan", self.on_nan in ("stop", "rollback"), "stop | rollback"),
+            ("on_nan", self.on_nan in ON_NAN, " | ".join(ON_NAN)),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -203,9 +308,6 @@ def check_run_name(name: str) -> None:
             "give a plain name such as --run cats-64 (and --runs-dir for another folder)"
         )
 
-
-from .vocab import AUGMENTATIONS, PRECISIONS  # noqa: E402  (the one definition of each vocabulary)
-from .vocab import EXTRACTORS as EVAL_EXTRACTORS  # noqa: E402
 
 _NOT_FINITE = "not a finite number; give a number such as 0.5"
 

@@ -115,9 +115,9 @@ def _plot(title: str, keys: list[str], series: dict[str, tuple[list[float], list
 def _png_b64(path_or_img: Any) -> str:
     if isinstance(path_or_img, Path):
         return base64.b64encode(path_or_img.read_bytes()).decode()
-    buf = io.BytesIO()
-    path_or_img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+    from .images import png_bytes
+
+    return base64.b64encode(png_bytes(path_or_img)).decode()
 
 
 def pick_evenly(items: list[Any], k: int) -> list[Any]:
@@ -163,7 +163,7 @@ def _pairs(run_dir: Path, n: int) -> tuple[str, list[str]]:
     src = batch["source"] if "source" in batch else batch["A"]
     out = model.translate(src.float().cpu(), output="pil")
     target = batch.get("target")
-    from .sample.grid import to_pil
+    from .images import to_pil
 
     src_pil = to_pil(src.float().cpu())
     tgt_pil = to_pil(target.float().cpu()) if isinstance(target, torch.Tensor) else None

@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 
+from .text import TEXT_BYTES, text_problem
+
 # The kinds of data a dataset can hold and a family can consume.
-#   image     labelled or unlabelled images                         Batch: image (B,C,H,W), label (B,)
+#   image     labelled or unlabelled images, captioned or not      Batch: image (B,C,H,W), label (B,), text (B,TEXT_BYTES)
 #   points    low-dimensional points (toy mixtures)                 Batch: points (B,D)
 #   paired    aligned source/target pairs (pix2pix)                 Batch: source, target
 #   unpaired  two domains with no correspondence (CycleGAN)         Batch: A, B (independent draws)
@@ -28,8 +30,32 @@ IMAGE_INPUT_KINDS = ("paired", "unpaired", "superres")
 
 Batch = dict[str, torch.Tensor]
 
+# Captions cross the contract as UTF-8 bytes in a fixed-width uint8 tensor (B, TEXT_BYTES), zero-padded, so that
+# they batch, shard, move between devices and index like labels. Families pick their own text encoder: a
+# character-level one reads the bytes, a word-level one decodes them with `decode_text`.
+def encode_text(texts: list[str] | tuple[str, ...]) -> torch.Tensor:
+    """Captions -> uint8 (B, TEXT_BYTES), UTF-8, zero-padded. A caption longer than TEXT_BYTES bytes or with a
+    NUL character raises ValueError (callers that take user text check `text_problem` first)."""
+    out = torch.zeros(len(texts), TEXT_BYTES, dtype=torch.uint8)
+    for i, t in enumerate(texts):
+        problem = text_problem(t)
+        if problem:
+            raise ValueError(problem)
+        raw = t.encode("utf-8")
+        out[i, : len(raw)] = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    return out
+
+
+def decode_text(t: torch.Tensor) -> list[str]:
+    """uint8 (B, TEXT_BYTES) -> captions (the inverse of `encode_text`)."""
+    rows = t.detach().to("cpu", torch.uint8).numpy()
+    return [bytes(r).rstrip(b"\0").decode("utf-8", errors="replace") for r in rows]
+
+
 # What a generator can be conditioned on, besides its noise (the vocabulary lives in ganforge.vocab).
 from .vocab import CONDITIONING  # noqa: E402,F401
+
+EXAMPLE_CAPTIONS = 64  # captions a DataSpec keeps as examples (a preview grid's worth)
 
 
 @dataclass
@@ -45,6 +71,14 @@ class DataSpec:
     in_resolution: int = 0  # input image side for image-input kinds (0: as `resolution`)
     in_channels: int = 0  # input channels for image-input kinds (0: as `channels`)
     domains: list[str] = field(default_factory=list)  # names of the two sides, e.g. ["edges", "photos"]
+    # Captioned data: example captions (the data's first `EXAMPLE_CAPTIONS`), used where no prompt is given
+    # (seed s gets captions[s % len]: previews, evaluation, `generate` without a prompt) and offered by the
+    # studio. Empty: the data has no captions.
+    captions: list[str] = field(default_factory=list)
+
+    @property
+    def captioned(self) -> bool:
+        return bool(self.captions)
 
     @property
     def image_input(self) -> bool:
@@ -96,6 +130,7 @@ class NoiseRequest:
     truncation: float = 1.0  # psi: 1 = no truncation, 0 = the average image
     noise_mode: str = "const"  # per-pixel noise for models that have it: const | random | none
     w: torch.Tensor | None = None  # (B, num_ws, w_dim): W-space latents, used instead of z when given
+    text: torch.Tensor | None = None  # (B, TEXT_BYTES) uint8 captions (`encode_text`), for text-conditioned models
 
     def __len__(self) -> int:
         return int(self.z.shape[0]) if self.w is None else int(self.w.shape[0])
@@ -106,6 +141,7 @@ class NoiseRequest:
             z=self.z[start:stop],
             labels=None if self.labels is None else self.labels[start:stop],
             w=None if self.w is None else self.w[start:stop],
+            text=None if self.text is None else self.text[start:stop],
         )
 
     def to(self, device: torch.device | str) -> NoiseRequest:
@@ -114,6 +150,7 @@ class NoiseRequest:
             z=self.z.to(device),
             labels=None if self.labels is None else self.labels.to(device),
             w=None if self.w is None else self.w.to(device),
+            text=None if self.text is None else self.text.to(device),
         )
 
 

@@ -1,5 +1,6 @@
 """Every option vocabulary, defined once: the CLI's choices, config validation, the studio's parameter checks
-and the docs read these tuples (a test compares them). No imports, so the CLI's --help stays fast."""
+and the docs read these tuples (tests/test_vocab.py compares them, and finds any other spelling of one in src/).
+No imports, so the CLI's --help stays fast."""
 
 from __future__ import annotations
 
@@ -9,3 +10,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # --precision / TrainConfig.preci
 EXTRACTORS = ("inception", "classifier", "dinov2", "efficientnet-lite0")  # feature spaces of `eval` / --eval-extractor
 NOISE_MODES = ("const", "random", "none")  # per-pixel noise of style-based generators (generate, mix, the studio)
 CONDITIONING = ("none", "class", "text", "image")  # what a generator can be conditioned on (Capabilities.conditioning)
+ON_NAN = ("stop", "rollback")  # what training does when a loss turns NaN/Inf: --on-nan / TrainConfig.on_nan
+DIRECTIONS = ("AtoB", "BtoA")  # ways a two-way image-to-image model translates (translate, export, the studio)
+FITS = ("pad", "crop", "stretch")  # how `prepare` makes non-square images square (--fit / PrepareOptions.fit)
+RESAMPLE_FILTERS = ("nearest", "box", "bilinear", "bicubic", "lanczos")  # `prepare --filter` / PrepareOptions.filter

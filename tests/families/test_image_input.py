@@ -134,6 +134,25 @@ def test_cli_train_then_translate_real_files(tmp_path, request, model, data_fixt
     # A noise request to an image model is one clear error.
     r = CliRunner().invoke(main, ["generate", str(run), "--seeds", "0-1"])
     assert r.exit_code == 2 and "translates images" in r.output
+    # A FIFO among the inputs is refused unread (a plain Image.open of it would block forever).
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    done: dict = {}
+    t = threading.Thread(
+        target=lambda: done.setdefault("r", CliRunner().invoke(main, ["translate", str(run), str(fifo), "--out", str(tmp_path / "o2")])),
+        daemon=True,
+    )
+    t.start()
+    t.join(60)
+    if t.is_alive():  # release the blocked reader before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("translate blocked on a FIFO")
+    r = done["r"]
+    assert r.exit_code == 2 and "FIFO" in r.output, r.output
 
 
 def test_translation_learns(tmp_path, paired_folder):

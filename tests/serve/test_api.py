@@ -128,10 +128,12 @@ def test_truncation_and_noise(client):
     assert client.get("/api/runs/sg/generate.png?seed=2&psi=0").content == a
     assert client.get("/api/runs/sg/generate.png?seed=2&psi=1").content != a
     assert png_of(client.get("/api/runs/sg/generate.png?seed=1&noise=random")).size == (16, 16)
-    # Models without truncation or noise ignore them and say so.
-    r = client.get("/api/runs/dc/generate.png?seed=1&psi=0.5&noise=random")
-    assert r.status_code == 200 and r.headers["x-ganforge-ignored"] == "psi,noise"
-    assert r.content == client.get("/api/runs/dc/generate.png?seed=1").content
+    # Models without truncation or noise refuse them in one line, as the CLI and Model.generate do (one policy).
+    r = client.get("/api/runs/dc/generate.png?seed=1&psi=0.5")
+    assert r.status_code == 422 and r.json()["detail"] == "model 'dcgan' has no truncation trick; drop psi"
+    r = client.get("/api/runs/dc/generate.png?seed=1&noise=random")
+    assert r.status_code == 422 and r.json()["detail"] == "model 'dcgan' has no per-pixel noise; drop noise"
+    assert client.get("/api/runs/dc/generate.png?seed=1&psi=1&noise=const").status_code == 200
 
 
 def test_class_by_index_and_name(client):

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ganforge.cli import main
-from ganforge.cli_serve import is_loopback
+from ganforge.cli.serve import is_loopback
 
 
 @pytest.fixture

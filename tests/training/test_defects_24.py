@@ -373,7 +373,7 @@ def test_resume_names_the_resolution_the_run_was_trained_at(tmp_path, tiny_data)
 
 def test_the_last_line_names_the_command_for_the_model():
     # Regression: srgan's training ended with "translate with: ..." instead of `ganforge enhance`.
-    from ganforge.cli_train import _next_command
+    from ganforge.cli.train import _next_command
 
     run = Path("runs/x")
     assert _next_command(TrainConfig(model="srgan"), run).startswith("enhance with: ganforge enhance runs/x ")

@@ -2,7 +2,8 @@
 
 Layout (zip or folder): `00000/img00000000.png`, ... (1000 images per sub-folder) and a
 `dataset.json` at the root: `{"labels": [["00000/img00000000.png", 3], ...]}` or `{"labels": null}`.
-ganforge adds `"class_names": [...]` (ignored by stylegan2-ada-pytorch), so datasets move both ways.
+ganforge adds `"class_names": [...]` and, for captioned data, `"captions": [["00000/img00000000.png", "red heart"],
+...]` (both ignored by stylegan2-ada-pytorch), so datasets move both ways.
 Reading accepts any zip/folder of images, with or without `dataset.json`.
 
 ganforge also writes image-to-image data in the same format, told apart by an optional `"layout"` key
@@ -99,6 +100,7 @@ class ArchiveData:
     labels: np.ndarray | None = None
     class_names: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # archive member names, one per image
+    captions: list[str] | None = None  # one caption per image, for text-to-image models (None: not captioned)
 
 
 def archive_member_name(index: int) -> str:
@@ -112,13 +114,19 @@ def _png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def dataset_json(labels: np.ndarray | None, class_names: Sequence[str], n: int) -> dict:
+def dataset_json(
+    labels: np.ndarray | None, class_names: Sequence[str], n: int, captions: Sequence[str] | None = None
+) -> dict:
     entries = None
     if labels is not None:
         entries = [[archive_member_name(i), int(labels[i])] for i in range(n)]
     meta: dict = {"labels": entries}
     if class_names:
         meta["class_names"] = list(class_names)
+    if captions is not None:
+        if len(captions) != n:
+            raise ValueError(f"{len(captions)} captions for {n} images")
+        meta["captions"] = [[archive_member_name(i), str(captions[i])] for i in range(n)]
     return meta
 
 
@@ -239,7 +247,7 @@ def write_archive(data: ArchiveData, dest: str | os.PathLike, *, overwrite: bool
     version) for this. A symlinked `dest` is written through, at its target.
     """
     n = len(data.images)
-    meta = dataset_json(data.labels, data.class_names, n)
+    meta = dataset_json(data.labels, data.class_names, n, data.captions)
     return _write_members(n, lambda i: data.images[i], meta, dest, overwrite=overwrite)
 
 
@@ -451,6 +459,27 @@ def _labels_of(path: Path, meta: dict) -> tuple[dict[str, int], list[str]]:
     return out, class_names
 
 
+def _captions_of(path: Path, meta: dict) -> dict[str, str] | None:
+    """dataset.json's captions as {member: caption}, checked (None when the data has none)."""
+    from ..spec import text_problem
+
+    raw = meta.get("captions")
+    if raw is None:
+        return None
+    bad = f"{path}: dataset.json has a malformed"
+    if not isinstance(raw, list):
+        raise DataError(f'{bad} "captions" (expected a list of [file, caption] pairs); fix dataset.json or re-prepare')
+    out: dict[str, str] = {}
+    for entry in raw:
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
+            raise DataError(f'{bad} "captions" entry {str(entry)[:60]!r} (expected [file, caption]); fix dataset.json or re-prepare')
+        problem = text_problem(entry[1])
+        if problem:
+            raise DataError(f"{path}: dataset.json's caption for {entry[0][:80]!r}: {problem.replace('the prompt', 'it')}")
+        out[entry[0].replace("\\", "/")] = entry[1]
+    return out
+
+
 def read_archive(path: str | os.PathLike) -> ArchiveData:
     """Read a prepared archive (zip or folder) into memory. All images must share one size."""
     path = Path(path)
@@ -484,7 +513,13 @@ def read_archive(path: str | os.PathLike) -> ArchiveData:
         labels = np.array([label_map[n] for n in names], dtype=np.int64)
     if labels is not None and not class_names:
         class_names = [str(i) for i in range(int(labels.max()) + 1)]
-    return ArchiveData(images=np.stack(images), labels=labels, class_names=class_names, names=names)
+    caption_map, captions = _captions_of(path, meta), None
+    if caption_map is not None:
+        missing = [n for n in names if n not in caption_map]
+        if missing:
+            raise DataError(f"{path}: dataset.json has no caption for {missing[0]}; fix dataset.json or re-prepare")
+        captions = [caption_map[n] for n in names]
+    return ArchiveData(images=np.stack(images), labels=labels, class_names=class_names, names=names, captions=captions)
 
 
 @dataclass

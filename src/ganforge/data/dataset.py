@@ -111,7 +111,7 @@ def _load_images(text: str, *, resolution: int | None, channels: int | None, pro
     left_out: list[tuple[str, str]] = []
     if is_prepared_archive(path):
         arc = read_archive(path)
-        ds: ImageDataset = ImageDataset.from_numpy(arc.images, arc.labels, arc.class_names, name=path.stem)
+        ds: ImageDataset = ImageDataset.from_numpy(arc.images, arc.labels, arc.class_names, name=path.stem, captions=arc.captions)
     else:
         from .prepare import PrepareOptions, prepare
 

@@ -27,18 +27,20 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from ..spec import Batch, DataSpec
+from ..spec import EXAMPLE_CAPTIONS, Batch, DataSpec, decode_text, encode_text
 
 
 @dataclass
 class ImageDataset:
-    """Images as uint8 (N, C, H, W) with optional int64 labels (N,)."""
+    """Images as uint8 (N, C, H, W) with optional int64 labels (N,) and captions (N, TEXT_BYTES) uint8
+    (`spec.encode_text`; batches carry them as `text`)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
     class_names: list[str] = field(default_factory=list)
     name: str = ""
     left_out: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (file, reason) a raw source's prepare skipped
+    texts: torch.Tensor | None = None  # (N, TEXT_BYTES) uint8 captions, or None
     kind = "image"
 
     def __len__(self) -> int:
@@ -83,11 +85,18 @@ class ImageDataset:
             channels=self.channels,
             num_classes=n,
             class_names=list(self.class_names) if n else [],
+            captions=self.captions[:EXAMPLE_CAPTIONS] if self.texts is not None else [],
         )
+
+    @property
+    def captions(self) -> list[str]:
+        """The captions, one per image ([] when the data has none)."""
+        return decode_text(self.texts) if self.texts is not None else []
 
     def to(self, device: torch.device | str) -> ImageDataset:
         labels = self.labels.to(device) if self.labels is not None else None
-        return ImageDataset(self.images.to(device), labels, self.class_names, self.name)
+        texts = self.texts.to(device) if self.texts is not None else None
+        return ImageDataset(self.images.to(device), labels, self.class_names, self.name, texts=texts)
 
     def batch(
         self, idx: torch.Tensor, *, xflip: bool = False, generator: torch.Generator | None = None
@@ -101,6 +110,8 @@ class ImageDataset:
         out: Batch = {"image": x}
         if self.labels is not None:
             out["label"] = self.labels[idx]
+        if self.texts is not None:
+            out["text"] = self.texts[idx]
         return out
 
     def resized(self, resolution: int) -> ImageDataset:
@@ -113,7 +124,7 @@ class ImageDataset:
         else:
             x = F.interpolate(x, size=(resolution, resolution), mode="bicubic", align_corners=False)
         imgs = x.round().clamp(0, 255).to(torch.uint8)
-        return ImageDataset(imgs, self.labels, self.class_names, self.name)
+        return ImageDataset(imgs, self.labels, self.class_names, self.name, texts=self.texts)
 
     def with_channels(self, channels: int) -> ImageDataset:
         if channels == self.channels:
@@ -125,18 +136,24 @@ class ImageDataset:
             imgs = self.images.expand(-1, 3, -1, -1).contiguous()
         else:
             raise DataError(f"cannot convert {self.channels}-channel images to {channels} channels; use 1 or 3")
-        return ImageDataset(imgs, self.labels, self.class_names, self.name)
+        return ImageDataset(imgs, self.labels, self.class_names, self.name, texts=self.texts)
 
     @classmethod
     def from_numpy(
-        cls, images: np.ndarray, labels: np.ndarray | None = None, class_names: list[str] | None = None, name: str = ""
+        cls,
+        images: np.ndarray,
+        labels: np.ndarray | None = None,
+        class_names: list[str] | None = None,
+        name: str = "",
+        captions: list[str] | None = None,
     ) -> ImageDataset:
-        """From uint8 (N, H, W, C) arrays, as read from disk."""
+        """From uint8 (N, H, W, C) arrays, as read from disk (and one caption per image, if any)."""
         if images.ndim == 3:
             images = images[..., None]
         t = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
         lab = torch.from_numpy(labels.astype(np.int64)) if labels is not None else None
-        return cls(t, lab, list(class_names or []), name)
+        texts = encode_text(list(captions)) if captions is not None else None
+        return cls(t, lab, list(class_names or []), name, texts=texts)
 
 
 @dataclass

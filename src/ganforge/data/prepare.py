@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import errno
 import hashlib
 import io
 import json
@@ -67,7 +66,6 @@ import multiprocessing
 import os
 import re
 import signal
-import stat
 import sys
 import warnings
 import zipfile
@@ -78,9 +76,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor
 
 from ..errors import ConfigError, DataError
+from ..images import (
+    convert,
+    decode,
+    flatten_alpha,
+    header_size,
+    open_image,
+    read_problem,
+    shown_path,
+    too_large,
+)
+from ..images import pixel_limit as pixel_limit  # re-exported: the limit the module docstring names
+from ..vocab import FITS, RESAMPLE_FILTERS
 from .archive import (
     _TEMP,
     IMAGE_EXTENSIONS,
@@ -95,19 +105,11 @@ from .archive import (
     zip_member_problem,
 )
 
-FITS = ("pad", "crop", "stretch")
-FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "box": Image.Resampling.BOX,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+FILTERS = {name: getattr(Image.Resampling, name.upper()) for name in RESAMPLE_FILTERS}
 MIN_RESOLUTION = 4
 MAX_RESOLUTION = 16384
 _LABEL_KEYS = ("label", "class", "category")  # tried in this order for JSON objects / CSV headers
 _FILE_HEADERS = ("file", "filename", "file_name", "path", "image", "img", "name")
-_ORIENTATION = 0x0112  # EXIF tag
 _WINDOW = 512  # files in flight per process-pool round: bounds memory when reading big zips
 _SIZE_SAMPLE = 1000  # files whose size is read to choose an automatic resolution
 
@@ -251,16 +253,6 @@ def _strip_common_dirs(rels: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
     return [r[n:] for r in rels]
 
 
-def _shown(path: str) -> str:
-    """A path as reports and messages show it: a name that is not valid UTF-8 (Python keeps its bytes as
-    surrogates, which no UTF-8 file or terminal accepts) gets its odd bytes written as \\xNN."""
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
     # os.walk and plain strings: pathlib costs more than decoding a small PNG, per file.
     found: list[tuple[tuple[str, ...], str]] = []
@@ -290,7 +282,7 @@ def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
             scan.looked_at += 1
             rel = (*relparts, name)
             if _is_hidden(rel) or not _is_image_name(name):
-                scan.ignored.append(_shown(os.path.join(root, *rel)))
+                scan.ignored.append(shown_path(os.path.join(root, *rel)))
             else:
                 found.append((rel, full))
     if scan.looked_at == seen_before:
@@ -299,7 +291,7 @@ def _scan_folder(root: Path, scan: _Scan, exclude: set[str]) -> None:
     top_parts = Path(top).parts
     stripped = _strip_common_dirs([rel for rel, _ in found])
     for (rel, full), short in zip(found, stripped):
-        shown = _shown(os.path.join(root, *rel))
+        shown = shown_path(os.path.join(root, *rel))
         scan.items.append(_Item(shown, full, None, top_parts + rel, short, True))
 
 
@@ -507,43 +499,9 @@ class _Params:
 _SIDE_BY_SIDE = (1.8, 2.2)  # width / height of a side-by-side A|B image (two squares, give or take 10%)
 
 
-def _scale_to_8bit(im: Image.Image) -> Image.Image:
-    """16-bit ("I;16*", and "I", which PIL uses for 16-bit PNG/TIFF) and float images as 8-bit "L"."""
-    arr = np.asarray(im)
-    if im.mode == "F":
-        arr = arr.astype(np.float64)
-        peak = float(np.nanmax(arr)) if arr.size else 0.0
-        arr = np.nan_to_num(arr) * (255.0 if peak <= 1.0 else 1.0)
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    arr = np.clip(arr.astype(np.int64), 0, 65535)
-    return Image.fromarray(((arr * 255 + 32767) // 65535).astype(np.uint8), "L")  # x * 255 / 65535, rounded
-
-
 def _flatten(im: Image.Image, p: _Params) -> Image.Image:
     """Any PIL mode -> "RGB" or "L", with transparency composited onto the background at full size."""
-    if im.mode.startswith("I") or im.mode == "F":
-        im = _scale_to_8bit(im)
-    elif im.mode == "1":
-        im = im.convert("L")
-    if "transparency" in im.info and im.mode in ("P", "L", "RGB"):
-        im = im.convert("LA" if im.mode == "L" else "RGBA")  # colour-key / palette transparency -> alpha
-    if im.mode in ("P", "PA"):
-        im = im.convert("RGBA" if im.mode == "PA" else "RGB")
-    elif im.mode in ("RGBa", "La"):  # premultiplied alpha
-        im = im.convert("RGBA" if im.mode == "RGBa" else "LA")
-    if im.mode == "LA" and p.channels == 1:
-        bg = Image.new("L", im.size, ImageColor.getcolor("rgb({},{},{})".format(*p.background), "L"))
-        bg.paste(im.getchannel("L"), (0, 0), im.getchannel("A"))
-        return bg
-    if im.mode == "LA":
-        im = im.convert("RGBA")
-    if im.mode == "RGBA":
-        bg = Image.new("RGB", im.size, p.background)
-        bg.paste(im, (0, 0), im)  # alpha blend: out = im * a + bg * (1 - a)
-        return bg
-    if im.mode in ("L", "RGB"):
-        return im
-    return im.convert("RGB")  # CMYK (PIL undoes Adobe's inversion), YCbCr, HSV, ...
+    return flatten_alpha(im, p.background, gray=p.channels == 1)
 
 
 _REDUCED = "reduced with box"  # `_prepare_one`'s note for a kept image that nearest would have reduced
@@ -598,100 +556,18 @@ def _fit(im: Image.Image, p: _Params) -> tuple[Image.Image, bool]:
     return canvas, reduced
 
 
-def pixel_limit() -> int:
-    """Most pixels an image may have: PIL's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`, 89,478,485
-    by default, about 0.25 GiB as 24-bit RGB), read at call time so that it can be changed. PIL only warns
-    between one and two times this and would decode such an image; ganforge refuses it from its header."""
-    return int(Image.MAX_IMAGE_PIXELS or 0) or 2**62
-
-
-def _too_large(w: int, h: int) -> str | None:
-    limit = pixel_limit()
-    if w * h <= limit:
-        return None
-    return (
-        f"too large: {w:,}x{h:,} = {w * h:,} pixels, over the pixel limit of {limit:,} (decompression-bomb protection)"
-    )
-
-
-def _not_a_file(path: str) -> str | None:
-    """Why `path` cannot be read as an image file without even opening it, or None. Opening a FIFO would
-    wait for a writer forever and a device may never end, so only regular files (through symlinks) pass."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        return _skip_reason(exc)
-    if not stat.S_ISREG(st.st_mode):
-        return "unreadable: not a regular file (a pipe, device or socket named like an image)"
-    if st.st_size == 0:
-        return "empty file: 0 bytes"
-    return None
-
-
-def _skip_reason(exc: BaseException) -> str:
-    """A short reason for the report; the text before ':' is the category counted in error messages."""
-    if isinstance(exc, Image.DecompressionBombError):  # PIL: "Image size (N pixels) exceeds limit of ..."
-        m = re.search(r"\((\d+) pixels\)", str(exc))
-        size = f"{int(m.group(1)):,} pixels" if m else "its header's size"
-        return f"too large: {size}, over the pixel limit of {pixel_limit():,} (decompression-bomb protection)"
-    if isinstance(exc, UnidentifiedImageError):
-        return "not a readable image: unknown format or corrupt header"
-    if isinstance(exc, OSError) and exc.errno is not None:  # the file system's refusal, not a decoder's
-        if exc.errno == errno.ENOENT:
-            return "unreadable: no such file (a broken symbolic link?)"
-        return f"unreadable: {(exc.strerror or str(exc)).lower()}"
-    msg = str(exc) or type(exc).__name__
-    if "truncated" in msg.lower() or isinstance(exc, EOFError):
-        return f"truncated: {msg}"
-    return f"corrupt: {type(exc).__name__}: {msg}"
-
-
-class _Unusable(Exception):
-    """A file that is refused before or instead of decoding; the message is the report's reason."""
-
-
-def _decode(src: str | os.PathLike | bytes, draft: int | None = None) -> Image.Image:
-    """The first frame of an image file (or its bytes), decoded and upright (EXIF orientation). Refuses,
-    without opening, what is not a regular file, and from the header alone an image over `pixel_limit()`.
-    `draft`: JPEGs may be decoded smaller in the DCT domain, never below `draft` pixels a side."""
-    problem = ("empty file: 0 bytes" if not src else None) if isinstance(src, bytes) else _not_a_file(os.fspath(src))
-    if problem:
-        raise _Unusable(problem)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with the limit
-        im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
-    with im:
-        problem = _too_large(*im.size)
-        if problem:
-            raise _Unusable(problem)
-        if im.format == "JPEG" and draft:
-            im.draft(None, (draft, draft))  # DCT-domain downscale, still >= the target size
-        im.load()  # the first frame of animations; raises here for truncated/corrupt data
-        if im.getexif().get(_ORIENTATION, 1) != 1:
-            upright = ImageOps.exif_transpose(im)
-            assert upright is not None
-            return upright
-        return im  # skip exif_transpose's copy: it costs as much as decoding a small PNG
-
-
 def load_image(src: str | os.PathLike | bytes) -> Image.Image:
     """One image file or its bytes (an upload), as `prepare` reads it: the first frame, upright, with its
     own mode. Raises DataError naming the reason (corrupt, truncated, over the pixel limit, not a regular
-    file, ...) instead of PIL's many exception types; never blocks on a FIFO or decodes a pixel bomb."""
-    try:
-        return _decode(src)
-    except Exception as exc:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
-        reason = str(exc) if isinstance(exc, _Unusable) else _skip_reason(exc)
-        what = "the uploaded image" if isinstance(src, bytes) else _shown(os.fspath(src))
-        raise DataError(f"cannot read {what}: {reason}") from None
+    file, ...) instead of PIL's many exception types; never blocks on a FIFO or decodes a pixel bomb.
+    `ganforge.images.open_image` with mode=None."""
+    return open_image(src, mode=None)
 
 
 def flatten_image(im: Image.Image, channels: int = 3, background: str = "white") -> Image.Image:
     """Any PIL mode as "RGB" (channels 3) or "L" (1), as `prepare` converts it: transparency composited onto
     `background`, 16-bit and float images scaled to 8 bits rather than clipped, CMYK and palettes converted."""
-    p = _Params(0, "pad", FILTERS["box"], background_rgb(background), channels)
-    out = _flatten(im, p)
-    return out if out.mode == ("L" if channels == 1 else "RGB") else out.convert("L" if channels == 1 else "RGB")
+    return convert(im, "L" if channels == 1 else "RGB", background_rgb(background))
 
 
 def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
@@ -699,7 +575,7 @@ def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
     in place of nearest). Never raises for a bad file: one bad file must not stop a long run, and the reason
     goes to the report."""
     try:
-        upright = _decode(src, p.resolution)
+        upright = decode(src, p.resolution)
         if p.half is not None:
             w, h = upright.size
             if not _SIDE_BY_SIDE[0] * h <= w <= _SIDE_BY_SIDE[1] * h:
@@ -709,10 +585,8 @@ def _prepare_one(src: str | bytes, p: _Params) -> tuple[np.ndarray | None, str]:
         if out.mode != ("L" if p.channels == 1 else "RGB"):
             out = out.convert("L" if p.channels == 1 else "RGB")
         arr = np.asarray(out)
-    except _Unusable as exc:
-        return None, str(exc)
     except Exception as exc:  # PIL raises many types for bad files (OSError, SyntaxError, ValueError, ...)
-        return None, _skip_reason(exc)
+        return None, read_problem(exc)  # an UnusableImage's own reason, or PIL's error worded for the report
     return (arr[:, :, None] if arr.ndim == 2 else arr), _REDUCED if reduced else ""
 
 
@@ -741,22 +615,18 @@ class _Opener:
         """Width and height from the header only (cheap), or None when it cannot be read or will be refused
         (over the pixel limit), so that refused files do not choose the resolution."""
         try:
-            with warnings.catch_warnings():
+            if item.member is None:
+                return header_size(item.path)  # a FIFO is never opened: `_prepare_one` skips it with the reason
+            zf = self._zip(item.path)
+            if zip_member_problem(zf.getinfo(item.member)):
+                return None  # never opened: `source` refuses it with the reason
+            with zf.open(item.member) as f, warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                if item.member is None:
-                    if _not_a_file(item.path):
-                        return None  # never opened (a FIFO would block): `_prepare_one` skips it with the reason
-                    with Image.open(item.path) as im:
-                        size = im.size
-                else:
-                    zf = self._zip(item.path)
-                    if zip_member_problem(zf.getinfo(item.member)):
-                        return None  # never opened: `source` refuses it with the reason
-                    with zf.open(item.member) as f, Image.open(f) as im:
-                        size = im.size
+                with Image.open(f) as im:
+                    size = im.size
         except Exception:
             return None
-        return None if _too_large(*size) else size
+        return None if too_large(*size) else size
 
 
 def _read_source(opener: _Opener, item: _Item) -> str | bytes | tuple[None, str]:

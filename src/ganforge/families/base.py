@@ -257,6 +257,8 @@ class Family:
         caps = self.capabilities
         if caps.inputs == "image":
             cond = "image"
+        elif caps.conditioning == "text":  # declared: the family reads captions (`NoiseRequest.text`, Batch["text"])
+            cond = "text"
         else:
             cond = "class" if nets.spec.num_classes else "none"
         return dataclasses.replace(caps, conditioning=cond)
@@ -294,6 +296,9 @@ class Family:
                 raise ConfigError(f"model '{self.name}' has no per-pixel noise; drop --noise-mode")
             if request.w is not None and not caps.style_mixing:
                 raise ConfigError(f"model '{self.name}' has no W space")
+            self.check_text(nets, request)
+            if request.text is not None:  # text-conditioned families take the captions' bytes as `text`
+                return self.sample(nets, request.z, request.labels, text=request.text)
             return self.sample(nets, request.z, request.labels)
         if isinstance(request, ImageRequest):
             if caps.inputs != "image":
@@ -305,8 +310,18 @@ class Family:
             return self.translate(nets, request)
         raise TypeError(f"unknown request type {type(request).__name__}")
 
+    def check_text(self, nets: Networks, request: NoiseRequest) -> None:
+        """A prompt goes only to a text-conditioned model, and a text-conditioned model needs one."""
+        text_model = self.capabilities.conditioning == "text"
+        if request.text is not None and not text_model:
+            raise ConfigError(f"model '{self.name}' is not conditioned on text; drop the prompt")
+        if request.text is None and text_model:
+            raise ConfigError(f"model '{self.name}' is conditioned on text; give a prompt")
+
     def sample(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Noise families: map latents (and labels, for conditional models) to images in [-1, 1] or points."""
+        """Noise families: map latents (and labels, for conditional models) to images in [-1, 1] or points.
+        Text-conditioned families (`capabilities.conditioning == "text"`) also take `text`, the captions as
+        uint8 (B, TEXT_BYTES) (`spec.encode_text`), and read Batch["text"] when training."""
         raise NotImplementedError
 
     def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:

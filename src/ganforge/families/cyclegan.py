@@ -40,6 +40,7 @@ from ..nn.image2image import (
     patch_layers,
 )
 from ..spec import ImageRequest, Request
+from ..vocab import DIRECTIONS
 from .adversarial import set_trainable
 from .base import Batch, Capabilities, DataSpec, Family, Networks, StepContext
 
@@ -186,7 +187,7 @@ class CycleGAN(Family):
     name = "cyclegan"
     Config = CycleGANConfig
     data_kinds = ("unpaired",)
-    capabilities = Capabilities(inputs="image", directions=("AtoB", "BtoA"), fully_convolutional=True, size_multiple=4)  # two stride-2 layers
+    capabilities = Capabilities(inputs="image", directions=DIRECTIONS, fully_convolutional=True, size_multiple=4)  # two stride-2 layers
     generator_nets = ("G_AB", "G_BA")
     ema: dict[str, str] = {}  # noqa: RUF012  (the paper keeps no average of G)
     adversarial = True

@@ -35,6 +35,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..nn.stylegan2 import Discriminator, DiscriminatorBlock, Generator, SynthesisBlock
 from ..spec import Capabilities, NoiseRequest, Request
+from ..vocab import NOISE_MODES
 from .base import Batch, DataSpec, Family, Networks, StepContext
 
 PRESETS = ("auto", "small", "paper256", "cifar")
@@ -91,7 +92,7 @@ class StyleGAN2(Family):
     Config = StyleGAN2Config
     data_kinds = ("image",)
     adversarial = True
-    capabilities = Capabilities(truncation=True, noise_modes=("const", "random", "none"), style_mixing=True)
+    capabilities = Capabilities(truncation=True, noise_modes=NOISE_MODES, style_mixing=True)
     loop_defaults: ClassVar[dict[str, Any]] = {"batch": 32}
     # benchmarks/stylegan_speed.py on a 2-core AVX-512 BF16 CPU: 49.5 img/s fp32 vs 37.7 bf16 at 32 px (small):
     # the modulated convolutions' reshapes and the many small ops gain nothing from bf16 there.

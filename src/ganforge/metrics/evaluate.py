@@ -27,6 +27,7 @@ import torch
 from .. import __version__, distributed
 from ..data.dataset import ImageDataset, PointDataset, load_dataset
 from ..errors import ConfigError, DataError
+from ..images import quantize
 from . import weights as W
 from .cache import STATS_VERSION, RealStats, dataset_sha256, load_stats, save_stats, stats_path
 from .classes import class_coverage, class_histogram
@@ -232,7 +233,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
         return images
     if not images.is_floating_point():
         raise DataError(f"expected uint8 or float images, got {images.dtype}")
-    return (images.detach().float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
+    return quantize(images)
 
 
 def _subset(n: int, k: int | None, seed: int = 0) -> torch.Tensor | None:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError, require
+from ..images import quantize
 from . import weights as W
 
 
@@ -403,7 +404,7 @@ class EfficientNetExtractor(FeatureExtractor):
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if images.is_floating_point() and images.ndim == 4:
-            images = (images.detach().float() * 127.5 + 128).clamp_(0, 255).to(torch.uint8)  # as evaluate.to_uint8
+            images = quantize(images)  # as evaluate.to_uint8
         x = to_rgb(images).to(self.device).float()
         with torch.inference_mode():
             x = F.interpolate(x, size=(224, 224), mode="bicubic", antialias=True, align_corners=False).clamp_(0, 255)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..vocab import NOISE_MODES
+
 FilterSpec = Sequence[float] | torch.Tensor | None
 Padding = int | Sequence[int]
 
@@ -598,7 +600,7 @@ class SynthesisLayer(nn.Module):
         fused_modconv: bool = True,
         gain: float = 1.0,
     ) -> torch.Tensor:
-        if noise_mode not in ("random", "const", "none"):
+        if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         in_res = self.resolution // self.up
         if x.shape[1:] != (self.in_channels, in_res, in_res):

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .grid import grid_layout, to_uint8
+from ..images import array_to_pil, to_uint8
+from .grid import grid_layout
 
 CAPTION_FONT = 11  # px: the smallest size that stays legible in PIL's bundled font
 
@@ -61,7 +62,7 @@ class LabelledGridCanvas:
             r, q = divmod(self.filled, self.cols)
             x = self.pad + q * (self.w + self.pad)
             y = self.pad + r * (self.h + self.cap_h + self.pad)
-            tile = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a).convert(self.canvas.mode)
+            tile = array_to_pil(a).convert(self.canvas.mode)
             self.canvas.paste(tile, (x, y))
             self._text(self._fit(text), x, y + self.h)
             self.filled += 1

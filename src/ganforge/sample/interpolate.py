@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from ..errors import ConfigError, require
-from .grid import make_grid, save_png, to_uint8
+from ..images import open_image, pil_to_tensor, save_png, to_uint8
+from .grid import make_grid
 from .latents import labels_for_seeds, latents_for_seeds
 from .model import Model
 
@@ -64,19 +65,13 @@ def walk(keys: torch.Tensor, frames: int, *, spherical: bool = False, closed: bo
 
 
 def load_image(path: str | os.PathLike, spec_channels: int, resolution: int) -> torch.Tensor:
-    """A real image as the model sees it: (1, C, H, W) in [-1, 1] at the model's size and channels. Decoded as
-    `prepare` decodes (one line for a corrupt file, a pixel bomb, a FIFO or a folder; EXIF rotation applied;
-    transparency flattened onto white)."""
-    from ..data.prepare import flatten_image
-    from ..data.prepare import load_image as decode
-
-    im = flatten_image(decode(path), channels=1 if spec_channels == 1 else 3)
+    """A real image as the model sees it: (1, C, H, W) in [-1, 1] at the model's size and channels. Decoded by
+    `images.open_image`, as `prepare` decodes (one line for a corrupt file, a pixel bomb, a FIFO or a folder;
+    EXIF rotation applied; transparency flattened onto white)."""
+    im = open_image(path, mode="L" if spec_channels == 1 else "RGB")
     if im.size != (resolution, resolution):
         im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
-    arr = np.asarray(im, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
+    return pil_to_tensor(im)[None]  # (1, C, H, W)
 
 
 def _labels(model: Model, n: int, label: int | str | None, first_seed: int) -> torch.Tensor | None:

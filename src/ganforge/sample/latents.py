@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..spec import NoiseRequest
+from ..spec import NoiseRequest, encode_text
 
 
 def latents_for_seeds(seeds: Sequence[int], shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -56,17 +56,26 @@ def noise_request(
     truncation: float = 1.0,
     noise_mode: str = "const",
     label_counts: Sequence[float] | None = None,
+    prompt: str | None = None,
+    captions: Sequence[str] = (),
 ) -> NoiseRequest:
     """The request for images addressed by seed: seed s gets latent `latents_for_seeds([s])` and, for
     conditional models, class `label`, else a class drawn with frequencies `label_counts` (one count per
-    class; see `labels_by_frequency`), else s % num_classes."""
+    class; see `labels_by_frequency`), else s % num_classes. Text-conditioned models: `prompt` for every
+    seed, else caption s % len(captions) of the examples `captions`; no text when both are empty."""
     if num_classes > 0 and label is None and label_counts is not None:
         labels = labels_by_frequency(seeds, label_counts)
     else:
         labels = labels_for_seeds(seeds, num_classes, label)
+    text = None
+    if prompt is not None:
+        text = encode_text([prompt] * len(seeds))
+    elif captions:
+        text = encode_text([captions[int(s) % len(captions)] for s in seeds])
     return NoiseRequest(
         z=latents_for_seeds(seeds, latent_shape),
         labels=labels,
         truncation=truncation,
         noise_mode=noise_mode,
+        text=text,
     )

@@ -7,7 +7,6 @@ read from their EMA copies by default), loads only their tensors, and generates 
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,14 +19,13 @@ from PIL import Image
 
 from .. import checkpoint as ckpt
 from ..config import TrainConfig
-from ..data.prepare import flatten_image, load_image
 from ..device import select_device
 from ..errors import ConfigError, DataError
 from ..families.base import Family
 from ..families.build import build_model
+from ..images import array_to_pil, convert, from_uint8, open_image, pil_to_array, pil_to_tensor, png_bytes, to_pil
 from ..locate import find_run  # re-exported: training/ and the CLI import it from here
-from ..spec import Capabilities, DataSpec, ImageRequest, NoiseRequest
-from .grid import to_pil
+from ..spec import Capabilities, DataSpec, ImageRequest, NoiseRequest, encode_text, text_problem
 from .sampler import Sampler
 from .seeds import check_seeds
 
@@ -126,6 +124,24 @@ class Model:
             raise ConfigError(f"class {idx} out of range: this model has classes 0..{self.spec.num_classes - 1}")
         return idx
 
+    def check_prompt(self, prompt: str | None) -> None:
+        """One line when `prompt` cannot be used: the model reads no text, or the text cannot be a caption."""
+        text_model = self.capabilities.conditioning == "text"
+        if prompt is None:
+            if text_model and not self.spec.captions:
+                raise ConfigError("this model is conditioned on text; give a prompt (--prompt 'red heart')")
+            return
+        if not text_model:
+            raise ConfigError(f"model '{self.family.name}' is not conditioned on text; drop the prompt (--prompt)")
+        problem = text_problem(prompt)
+        if problem:
+            raise ConfigError(problem)
+
+    @property
+    def example_prompts(self) -> list[str]:
+        """Captions of the training data to try (text-conditioned models), distinct, in data order."""
+        return list(dict.fromkeys(self.spec.captions))
+
     # ---- noise -> images -----------------------------------------------------------------------
     def sample_latents(
         self,
@@ -135,12 +151,15 @@ class Model:
         trunc: float = 1.0,
         noise_mode: str = "const",
         batch: int = 64,
+        prompt: str | None = None,
     ) -> torch.Tensor:
-        """Samples for explicit latents z (N, *latent_shape) and class indices: float on the CPU, images
-        clamped to [-1, 1] by the family's output layer or by `generate`."""
+        """Samples for explicit latents z (N, *latent_shape) and class indices (and, for text-conditioned
+        models, one prompt for all): float on the CPU, images clamped to [-1, 1] by the family's output layer."""
         self._need("noise")
+        self.check_prompt(prompt)
         lab = torch.as_tensor(labels, dtype=torch.long) if labels is not None else None
-        return self.sampler.run(NoiseRequest(z, lab, truncation=trunc, noise_mode=noise_mode), batch=batch)
+        text = encode_text([prompt] * len(z)) if prompt is not None else None
+        return self.sampler.run(NoiseRequest(z, lab, truncation=trunc, noise_mode=noise_mode, text=text), batch=batch)
 
     def generate(
         self,
@@ -152,6 +171,7 @@ class Model:
         output: str = "pil",
         batch: int = 64,
         label_counts: Sequence[float] | None = None,
+        prompt: str | None = None,
     ) -> list[Image.Image] | list[bytes] | torch.Tensor:
         """One image per seed (same seed, same image). `seeds`: whole numbers from 0 to 2**32 - 1 (a list,
         a range, an integer array) or a string in the CLI's --seeds syntax, "0-3,7"; anything else (negative,
@@ -159,19 +179,24 @@ class Model:
         "tensor" a float tensor (B, C, H, W) in [-1, 1]. For conditional models, `label` (index or class
         name) applies to every seed; else, with `label_counts` (one count per class, e.g. the real data's
         histogram), each seed's class is drawn with those frequencies, fixed by the seed, as evaluation
-        does; by default seed s gets class s % num_classes."""
+        does; by default seed s gets class s % num_classes. Text-conditioned models take `prompt` (a caption,
+        at most `spec.TEXT_BYTES` bytes of UTF-8) for every seed; without one, seed s gets the training data's
+        example caption s % len (`spec.captions`). A prompt for a model that reads no text raises."""
         self._need("noise")
+        self.check_prompt(prompt)
         if output not in ("pil", "png", "tensor"):
             raise ValueError("output must be 'pil', 'png' or 'tensor'")
         seeds = check_seeds(seeds)
         x = self.sampler.seeds(
-            seeds, label=self.label_index(label), truncation=trunc, noise_mode=noise_mode, batch=batch, label_counts=label_counts
+            seeds, label=self.label_index(label), truncation=trunc, noise_mode=noise_mode, batch=batch,
+            label_counts=label_counts, prompt=prompt,
         )
         if output == "tensor":
             return x
         if self.spec.kind != "image":
             raise ConfigError("this model generates points, not images: use output='tensor'")
-        return _encode(x, output)
+        pil = to_pil(x)
+        return pil if output == "pil" else [png_bytes(im) for im in pil]
 
     # ---- images -> images ----------------------------------------------------------------------
     def translate(
@@ -212,9 +237,9 @@ class Model:
                 res = translate_tiled(
                     lambda x: self._translate_tensor(x, direction, 1), arr, scale=scale, tile=tile, progress=progress
                 )
-                outs.append(res if output == "array" else Image.fromarray(res[:, :, 0] if res.shape[2] == 1 else res))
+                outs.append(res if output == "array" else array_to_pil(res))
             else:
-                x = torch.from_numpy(arr).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)  # (1, C, H, W)
+                x = from_uint8(arr)[None]  # (1, C, H, W) in [-1, 1]
                 outs.append(self._translate_tensor(x, direction, batch))
         return self._finish(outs, output)
 
@@ -249,7 +274,7 @@ class Model:
                 arrays += [o] if isinstance(o, np.ndarray) else [np.asarray(p) for p in (to_pil(o) if isinstance(o, torch.Tensor) else [o])]
             return [a[:, :, None] if a.ndim == 2 else a for a in arrays]
         if output == "tensor":
-            ts = [o if isinstance(o, torch.Tensor) else _pil_tensor(o) for o in outs]
+            ts = [o if isinstance(o, torch.Tensor) else pil_to_tensor(o)[None] for o in outs]
             if len({tuple(t.shape[1:]) for t in ts}) > 1:
                 raise ConfigError("the images have different sizes; use output='pil' or translate them one at a time")
             return torch.cat(ts)
@@ -258,7 +283,7 @@ class Model:
             pil += to_pil(o) if isinstance(o, torch.Tensor) else [o]
         if output == "pil":
             return pil
-        return [_png(im) for im in pil]
+        return [png_bytes(im) for im in pil]
 
     def _translate_tensor(self, x: torch.Tensor, direction: str, batch: int) -> torch.Tensor:
         caps = self.capabilities
@@ -282,14 +307,13 @@ class Model:
             if isinstance(item, Image.Image):
                 im = item
             elif isinstance(item, np.ndarray):
-                im = Image.fromarray(item)
+                im = array_to_pil(item)
             else:  # files and uploads as `prepare` reads them: no FIFO, no pixel bomb, EXIF upright
-                im = load_image(bytes(item) if isinstance(item, bytearray) else item)
-            im = flatten_image(im, channels=1 if self.spec.source_channels == 1 else 3)  # on white; 16-bit scaled
+                im = open_image(bytes(item) if isinstance(item, bytearray) else item, mode=None)
+            im = convert(im, "L" if self.spec.source_channels == 1 else "RGB")  # on white; 16-bit scaled
         except (OSError, ValueError, TypeError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot read input image {item if isinstance(item, (str, os.PathLike)) else type(item).__name__} ({exc})") from exc
-        arr = np.asarray(im, dtype=np.uint8)
-        return np.array(arr[:, :, None] if arr.ndim == 2 else arr)  # a writable copy
+        return pil_to_array(im)  # a writable copy
 
     def _need(self, inputs: str) -> None:
         if self.capabilities.inputs != inputs:
@@ -300,19 +324,3 @@ class Model:
                 )
             raise ConfigError(f"model '{self.family.name}' generates from seeds: use generate(seeds), not images")
 
-
-def _png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _pil_tensor(im: Image.Image) -> torch.Tensor:
-    arr = np.asarray(im, dtype=np.uint8)
-    arr = arr[:, :, None] if arr.ndim == 2 else arr
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
-
-
-def _encode(x: torch.Tensor, output: str) -> list[Image.Image] | list[bytes]:
-    pil = to_pil(x)
-    return pil if output == "pil" else [_png(im) for im in pil]

@@ -52,12 +52,15 @@ class Sampler:
         batch: int = 64,
         out_device: torch.device | str | None = "cpu",
         label_counts: Sequence[float] | None = None,
+        prompt: str | None = None,
     ) -> torch.Tensor:
         """One sample per seed (same seed, same sample, whatever the batch). Conditional models: class `label`,
-        else one drawn per seed with the frequencies `label_counts`, else seed % num_classes."""
+        else one drawn per seed with the frequencies `label_counts`, else seed % num_classes. Text-conditioned
+        models: `prompt` for every seed, else the data's example caption seed % len (`DataSpec.captions`)."""
+        text_model = self.family.capabilities_for(self.nets).conditioning == "text"  # type: ignore[arg-type]
         req = noise_request(
             seeds, self.latent_shape, self.spec.num_classes, label, truncation=truncation, noise_mode=noise_mode,
-            label_counts=label_counts,
+            label_counts=label_counts, prompt=prompt, captions=self.spec.captions if text_model else (),
         )
         return self.run(req, batch=batch, out_device=out_device)
 

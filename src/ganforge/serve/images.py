@@ -11,7 +11,7 @@ def resized_frames(x: Any, size: int | None) -> list[Any]:
     enlarging by a whole factor (small models stay crisp), Lanczos otherwise."""
     from PIL import Image
 
-    from ..sample.grid import to_pil
+    from ..images import to_pil
 
     ims = to_pil(x)
     if size is None:
@@ -27,9 +27,10 @@ def resized_frames(x: Any, size: int | None) -> list[Any]:
 
 
 def png_bytes(im: Any) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)  # speed over a few % of size: these go over loopback
-    return buf.getvalue()
+    """A PIL image (or a uint8 (H, W, C) array, or a float (C, H, W) tensor) as PNG bytes, compressed for speed."""
+    from ..images import png_bytes as encode
+
+    return encode(im, compress_level=1)  # speed over a few % of size: these go over loopback
 
 
 def gif_bytes(frames: list[Any], fps: int) -> bytes:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..config import run_name_problem
 from ..sample.seeds import MAX_SEED  # seeds are 32-bit, as in StyleGAN's --seeds and `ganforge generate`
-from ..vocab import NOISE_MODES
+from ..text import TEXT_BYTES, text_problem  # noqa: F401  (TEXT_BYTES: the routes' docs)
+from ..vocab import DIRECTIONS, NOISE_MODES
 
 PSI_RANGE = (-2.0, 2.0)  # truncation psi: 1 = none, 0 = the mean image; beyond +-2 images are only noise
 MAX_FRAMES = 240  # frames of one interpolation GIF (10 s at 24 fps): bounds the work of one request
@@ -27,7 +28,6 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # an uploaded image: 10 MB
 MAX_UPLOAD_SIDE = 4096  # an uploaded image: pixels on a side
 MAX_MIX_SEEDS = 8  # rows or columns of a style-mixing grid
 
-DIRECTIONS = ("AtoB", "BtoA")
 UPLOAD_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")  # what the studio decodes; others are 415
 _INT = re.compile(r"[+]?[0-9]+")
 
@@ -87,6 +87,16 @@ def parse_psi(text: str | None, default: float = 1.0) -> float:
     if not PSI_RANGE[0] <= v <= PSI_RANGE[1]:
         raise ParamError(422, f"psi must be from {PSI_RANGE[0]:g} to {PSI_RANGE[1]:g}, not {shown(t)}")
     return v
+
+
+def parse_prompt(text: str | None) -> str | None:
+    """A prompt for a text-conditioned model (None: none given), checked as `Model.generate` checks it."""
+    if text is None:
+        return None
+    problem = text_problem(text)
+    if problem:
+        raise ParamError(422, problem)
+    return text
 
 
 def parse_frames(text: str | None, default: int = 48) -> int:

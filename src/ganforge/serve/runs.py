@@ -237,13 +237,17 @@ def capabilities(model: str | None) -> dict[str, Any]:
     try:
         caps = get_family(str(model)).capabilities
     except Exception:  # an unknown family (a run made by a newer ganforge)
-        return {"inputs": "unknown", "truncation": False, "noise_modes": [], "style_mixing": False, "directions": []}
+        return {
+            "inputs": "unknown", "truncation": False, "noise_modes": [], "style_mixing": False, "directions": [],
+            "text": False,
+        }
     return {
         "inputs": caps.inputs,
         "truncation": caps.truncation,
         "noise_modes": list(caps.noise_modes),
         "style_mixing": caps.style_mixing,
         "directions": list(caps.directions),
+        "text": caps.conditioning == "text",  # takes a prompt (the run detail lists example prompts)
     }
 
 
@@ -295,6 +299,8 @@ def summary(run_dir: Path, log: MetricsLog, *, detail: bool = False) -> dict[str
     if detail:
         out["class_names"] = [str(n) for n in names]
         out["domains"] = spec.get("domains") or []
+        captions = spec.get("captions") if isinstance(spec.get("captions"), list) else []
+        out["example_prompts"] = list(dict.fromkeys(str(c) for c in captions))[:16]
         out["config"] = cfg
         try:
             out["checkpoints"] = ckpt.list_checkpoints(run_dir / "checkpoints")

@@ -103,9 +103,6 @@ async def _studio(request: Request) -> Studio:  # async: no thread-pool hop just
 StudioDep = Annotated[Studio, Depends(_studio)]
 
 
-def image_headers(loaded: Loaded, ignored: list[str]) -> dict[str, str]:
-    """The checkpoint step an image came from, and the parameters the model ignored (see `routes.generate`)."""
-    h = {"X-Ganforge-Step": str(loaded.step), "Cache-Control": "no-cache"}
-    if ignored:
-        h["X-Ganforge-Ignored"] = ",".join(ignored)
-    return h
+def image_headers(loaded: Loaded) -> dict[str, str]:
+    """The checkpoint step an image came from."""
+    return {"X-Ganforge-Step": str(loaded.step), "Cache-Control": "no-cache"}

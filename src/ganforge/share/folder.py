@@ -159,7 +159,8 @@ def export_folder(
         )
         model = Model.load(tmp)  # the folder must load before anyone sees it
         if grid is None and model.capabilities.inputs == "noise" and spec_is_image(model):
-            from ..sample.grid import make_grid, save_png
+            from ..images import save_png
+            from ..sample.grid import make_grid
 
             grid = f"samples/grid-{step:06d}.png"
             save_png(make_grid(model.generate(CARD_GRID_SEEDS, output="tensor")), tmp / grid)  # type: ignore[arg-type]

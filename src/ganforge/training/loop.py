@@ -214,7 +214,10 @@ def _possible_specs(cfg: TrainConfig, family: Any, fam_cfg: Any) -> list[DataSpe
                     DataSpec(kind=kind, resolution=side, channels=channels, in_resolution=side // scale, in_channels=channels)
                 )
             else:
-                specs.append(DataSpec(kind=kind, resolution=crop if crop and crop <= r else r, channels=channels))
+                side = crop if crop and crop <= r else r
+                specs.append(DataSpec(kind=kind, resolution=side, channels=channels))
+                if kind == "image":  # captioned or not: the data tells (text-conditioned families need captions)
+                    specs.append(DataSpec(kind=kind, resolution=side, channels=channels, captions=["a caption"]))
     return specs
 
 
@@ -244,9 +247,147 @@ def _train_run(
     say: Callable[[str], None],
     stop_at: int | None,
 ) -> TrainResult:
+    """One training session (a resume is another), step by step in the order things happen."""
     cfg = run.cfg
+    governor = _threads(cfg, group, device, say)
+    family, engine = _engine(cfg, group, device)
+    data, spec = _load_data(run, family, engine, progress=progress, say=say)
+    model = _build(run, engine, data, spec, say)
+    at = _Position()
+    if run.resuming:
+        _restore(run, model, engine, at, say)
+        say(f"resuming {run.dir} from step {at.step}")
+    s = _open_session(run, engine, model, at, say=say, stop_at=stop_at)
+    s.governor = governor
+    _announce(s)
+    _start_progress(s, progress)
+    return _loop(s)
+
+
+def _threads(cfg: TrainConfig, group: distributed.ProcessGroup, device: torch.device, say: Callable[[str], None]):
+    """--threads N fixes torch's CPU threads; 0 on a CPU (one process) lets `cpu_share.ThreadGovernor` give the run
+    the cores other processes leave free, now and as their load changes (two trainings on two cores: one thread
+    each, 2.6x faster each than two threads each). Fixed threads are what makes a CPU run reproducible bit for bit."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+        return None
+    if device.type != "cpu" or group.world_size > 1:
+        return None
+    from ..cpu_share import ThreadGovernor
+
+    governor = ThreadGovernor()
+    line = governor.start()
+    if line:
+        say(line)
+    return governor
+
+
+# ---- the session's state ---------------------------------------------------------------------
+
+
+@dataclass
+class _Model:
+    """What a session trains: the family's networks and optimizers, and the data's stream of batches."""
+
+    family: Any
+    fam_cfg: Any
+    spec: DataSpec
+    data: Any
+    nets: Any  # families.base.Networks
+    opts: dict[str, torch.optim.Optimizer]
+    stream: Any
+    fp16_layers: list[Any]  # the family's own half-precision layers (see `_precision_policy`)
+    fresh_lrs: dict[str, list[float]]  # each optimizer's learning rates as the config gives them
+    lower_lr: str  # the learning rate a divergence message suggests
+
+
+@dataclass
+class _Position:
+    """Where training stands: what each checkpoint's `loop` meta saves, and a resume or a rollback restores."""
+
+    step: int = 0
+    nimg: int = 0
+    elapsed: float = 0.0
+    lr_scale: float = 1.0  # --on-nan rollback halves the learning rates each time
+    frozen_networks: dict[str, str] = field(default_factory=dict)  # the checksums the restored checkpoint holds
+
+
+@dataclass
+class _Window:
+    """The logging window: values and examples since the last log line, and when it began."""
+
+    t0: float
+    values: dict[str, list[float]] = field(default_factory=dict)
+    images: int = 0
+
+
+@dataclass
+class _Session:
+    """Everything the steps share: the model and where it stands, what samples it, and what is written."""
+
+    run: RunFolder
+    engine: Engine
+    model: _Model
+    at: _Position
+    notes: dict[str, str]  # the family's notes (Family.notes), in config.json and the start lines
+    sampler: Sampler  # everything that samples goes through it: EMA recalibration, previews, evaluation
+    ema: EMASet
+    previews: Previews
+    evaluator: Any  # evaluation.PeriodicEvaluator, or None without --eval-every
+    tb: TensorBoard
+    frozen: dict[str, str]  # frozen networks are rebuilt from their package, never saved: checksums only
+    end: int
+    result: TrainResult
+    say: Callable[[str], None]
+    stop_at: int | None
+    stop: _StopFlag = field(default_factory=_StopFlag)
+    divergence: DivergenceCheck = field(default_factory=DivergenceCheck)
+    rollbacks: int = 0
+    bar: Any = None  # the tqdm bar on a terminal
+    plain_lines: bool = False  # one plain line per --log-every (progress off a terminal)
+    window: _Window = field(default_factory=lambda: _Window(0.0))
+    t_start: float = 0.0  # --max-minutes counts from here: each invocation (each --resume) gets the whole budget
+    rates: list[float] = field(default_factory=list)  # img/s of each log interval, for `slowdown`
+    governor: Any = None  # cpu_share.ThreadGovernor: --threads 0 on a CPU follows other processes' load
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.run.cfg
+
+    def write(self, msg: str) -> None:
+        _write(self.bar, msg, self.say)
+
+    def warn(self, msg: str) -> None:
+        self.result.warnings.append(msg)
+        self.write(f"warning (step {self.at.step}): {msg}")
+
+    def meta(self) -> dict[str, Any]:
+        """A checkpoint's meta: what the networks and optimizers alone do not say."""
+        at, engine = self.at, self.engine
+        return {
+            "frozen_networks": self.frozen,
+            "family": self.model.family.name,
+            "config": self.cfg.to_dict(),
+            "spec": self.model.spec.to_dict(),
+            "loop": {
+                "nimg": at.nimg, "elapsed": at.elapsed, "sampler": self.model.stream.state_dict(),
+                "precision": precision_name(engine.amp_dtype), "engine": engine.state_dict(), "lr_scale": at.lr_scale,
+            },
+            "torch_version": torch.__version__,
+        }
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.run.close()
+        self.tb.close()
+
+
+# ---- before the first step -------------------------------------------------------------------
+
+
+def _engine(cfg: TrainConfig, group: distributed.ProcessGroup, device: torch.device) -> tuple[Any, Engine]:
+    """The family (as registered) and the engine: device, precision and process group."""
     family = get_family(cfg.model)
     amp = select_precision(cfg.precision, device)
     if cfg.precision == "auto" and device.type == "cpu" and not family.cpu_bf16:
@@ -256,16 +397,19 @@ def _train_run(
     engine = Engine(device, amp, group)
     engine.sanitize_grads = family.sanitize_grads and device.type == "cuda"
     engine.micro_batch = _micro_batch(cfg, family, group)
+    return family, engine
 
-    # The data, as the kind the family consumes (uint8, in memory, on the training device).
+
+def _load_data(run: RunFolder, family: Any, engine: Engine, *, progress: bool, say: Callable[[str], None]) -> tuple[Any, DataSpec]:
+    """The data, as the kind the family consumes (uint8, in memory, on the training device), and its spec."""
+    cfg, group = run.cfg, engine.group
     note = shadowed_builtin(cfg.data)
     if note:
         say(note)
     check_before_data(cfg, group.world_size)
-    fam_cfg0 = _family_config(family, cfg)
     data = load_dataset(
         cfg.data, resolution=cfg.resolution, channels=cfg.channels, progress=progress,
-        kinds=family.data_kinds, options=family.data_options(fam_cfg0),
+        kinds=family.data_kinds, options=family.data_options(_family_config(family, cfg)),
     )
     left_out = getattr(data, "left_out", [])  # files of a raw folder or zip that could not be used, and why
     if left_out:
@@ -283,9 +427,13 @@ def _train_run(
         say(note)
         engine.micro_batch = _micro_batch(cfg, family, group)
     spec = data.spec(conditional=cfg.cond)
-    data = data.to(device)
+    return data.to(engine.device), spec
 
-    # Networks and optimizers (seeded), then the checkpoint over them when resuming.
+
+def _build(run: RunFolder, engine: Engine, data: Any, spec: DataSpec, say: Callable[[str], None]) -> _Model:
+    """Networks (seeded; with --resume-from's weights when given) and optimizers, and the stream of batches.
+    The resolved family settings become the run's (`cfg.family`)."""
+    cfg, device, group = run.cfg, engine.device, engine.group
     pretrained = None
     if cfg.resume_from and not run.resuming:
         # Read before building: a file from another codebase (an NVlabs pickle) brings its architecture (widths,
@@ -295,13 +443,7 @@ def _train_run(
     _seed_everything(cfg.seed)
     family, fam_cfg, nets = build_model(cfg, spec, device)
     nets = distributed.sync_batchnorm(nets, device, group)
-    fp16_layers = family.fp16_layers(nets)  # the family's precision policy: layers that run fp16 by themselves
-    if device.type == "cuda" and cfg.precision != "auto":
-        # An explicit --precision is the whole network's: the family's own fp16 layers (stylegan2's blocks, the
-        # reference's mixed precision under `auto`) compute in the engine's precision instead.
-        for m in fp16_layers:
-            m.use_fp16 = False
-        fp16_layers = []
+    fp16_layers = _precision_policy(family, nets, cfg, device)
     cfg.family = dataclasses.asdict(fam_cfg)
     lower_lr = _lower_lr(family, fam_cfg, spec, cfg.batch)
     if cfg.resume_from and not run.resuming:
@@ -320,224 +462,260 @@ def _train_run(
         say(_class_balance_line(data, cfg.class_balance))
     if group.active:
         stream.shard(group.rank, group.world_size)  # this process's slice of every global batch
-    step, nimg, elapsed, lr_scale = 0, 0, 0.0, 1.0
-    fresh_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in opts.items()}  # from the config
+    fresh_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in opts.items()}
+    return _Model(family, fam_cfg, spec, data, nets, opts, stream, fp16_layers, fresh_lrs, lower_lr)
 
-    saved_frozen: dict[str, str] = {}
 
-    def restore() -> None:
-        """Load the latest checkpoint over networks, optimizers, RNGs, data order and family state."""
-        nonlocal step, nimg, elapsed, lr_scale
-        meta, tensors = run.load_latest(say)
-        saved_frozen.clear()
-        saved_frozen.update(meta.get("frozen_networks") or {})
-        ckpt.load_nets(nets, tensors)
-        ckpt.load_optimizers(opts, tensors, meta)
-        ckpt.restore_rng(tensors, meta)
-        loop_state = meta["loop"]
-        step, nimg, elapsed = int(meta["step"]), int(loop_state["nimg"]), float(loop_state.get("elapsed", 0.0))
-        lr_scale = float(loop_state.get("lr_scale", 1.0))
-        if run.lr_changed:  # --resume --set lr=...: the optimizers keep their state and take the new rates
-            for name, opt in opts.items():
-                for g, lr in zip(opt.param_groups, fresh_lrs[name]):
-                    g["lr"] = lr * lr_scale
-        stream.load_state_dict(loop_state["sampler"])
-        engine.load_state_dict(loop_state.get("engine", {}))
-        family.load_state_dict(nets, ckpt.family_state(tensors, meta))
+def _precision_policy(family: Any, nets: Any, cfg: TrainConfig, device: torch.device) -> list[Any]:
+    """The family's own fp16 layers (stylegan2's `use_fp16` blocks), which compute in fp16 only on CUDA."""
+    fp16_layers = family.fp16_layers(nets)
+    if device.type == "cuda" and cfg.precision != "auto":
+        # An explicit --precision is the whole network's: the family's own fp16 layers (stylegan2's blocks, the
+        # reference's mixed precision under `auto`) compute in the engine's precision instead.
+        for m in fp16_layers:
+            m.use_fp16 = False
+        fp16_layers = []
+    return fp16_layers
 
-    if run.resuming:
-        restore()
-        say(f"resuming {run.dir} from step {step}")
+
+def _restore(run: RunFolder, model: _Model, engine: Engine, at: _Position, say: Callable[[str], None]) -> None:
+    """Load the latest checkpoint over networks, optimizers, RNGs, data order, engine and family state, and
+    `at` (on --resume, and on each --on-nan rollback)."""
+    meta, tensors = run.load_latest(say)
+    at.frozen_networks = dict(meta.get("frozen_networks") or {})
+    ckpt.load_nets(model.nets, tensors)
+    ckpt.load_optimizers(model.opts, tensors, meta)
+    ckpt.restore_rng(tensors, meta)
+    loop_state = meta["loop"]
+    at.step, at.nimg, at.elapsed = int(meta["step"]), int(loop_state["nimg"]), float(loop_state.get("elapsed", 0.0))
+    at.lr_scale = float(loop_state.get("lr_scale", 1.0))
+    if run.lr_changed:  # --resume --set lr=...: the optimizers keep their state and take the new rates
+        for name, opt in model.opts.items():
+            for g, lr in zip(opt.param_groups, model.fresh_lrs[name]):
+                g["lr"] = lr * at.lr_scale
+    model.stream.load_state_dict(loop_state["sampler"])
+    engine.load_state_dict(loop_state.get("engine", {}))
+    model.family.load_state_dict(model.nets, ckpt.family_state(tensors, meta))
+
+
+def _open_session(
+    run: RunFolder, engine: Engine, model: _Model, at: _Position, *, say: Callable[[str], None], stop_at: int | None
+) -> _Session:
+    """config.json, metrics.jsonl and status.json opened at the session's first step; the sampler, EMA copies,
+    previews, evaluator and TensorBoard writer built."""
+    cfg, family, nets, spec = run.cfg, model.family, model.nets, model.spec
     notes = family.notes(nets)
     run.save_config(notes)
-    run.open_metrics(step)
-    run.set_status("training", step)
-
-    # Everything that samples goes through one sampler; EMA copies, previews and evaluation use it.
-    latent_shape = family.latent_shape(fam_cfg, spec) if family.capabilities.inputs == "noise" else ()
-    sampler = Sampler(family, nets, spec, latent_shape, device, autocast=engine.autocast)
+    run.open_metrics(at.step)
+    run.set_status("training", at.step)
+    latent_shape = family.latent_shape(model.fam_cfg, spec) if family.capabilities.inputs == "noise" else ()
+    sampler = Sampler(family, nets, spec, latent_shape, engine.device, autocast=engine.autocast)
     ema = EMASet(family, nets, cfg)
-    result = TrainResult(run_dir=run.dir, step=step)
-    previews = Previews(sampler, data, cfg.grid_size, Diagnostics(spec=spec))
-    diag = previews.diag
-    divergence = DivergenceCheck()
-    rollbacks = 0
-    evaluator = _periodic_evaluator(cfg, sampler, data, run.dir, group)
+    result = TrainResult(run_dir=run.dir, step=at.step)
+    previews = Previews(sampler, model.data, cfg.grid_size, Diagnostics(spec=spec))
+    evaluator = _periodic_evaluator(cfg, sampler, model.data, run.dir, engine.group)
     tb = TensorBoard(run.dir, enabled=engine.is_main, config=cfg.to_dict())
     end = total_steps(cfg)
     engine.total_steps = end
-    stop = _StopFlag()
-
-    frozen = nets.frozen_checksums()  # frozen networks are rebuilt from their package, never saved: checksums only
-    for name, digest in saved_frozen.items():
-        if frozen.get(name, digest) != digest:
-            say(f"warning: the frozen network '{name}' differs from the one this run was trained with (another package "
-                "version?); training goes on with the one installed now")
-
-    def meta_now() -> dict[str, Any]:
-        return {
-            "frozen_networks": frozen,
-            "family": family.name,
-            "config": cfg.to_dict(),
-            "spec": spec.to_dict(),
-            "loop": {
-                "nimg": nimg, "elapsed": elapsed, "sampler": stream.state_dict(), "precision": precision_name(engine.amp_dtype),
-                "engine": engine.state_dict(), "lr_scale": lr_scale,
-            },
-            "torch_version": torch.__version__,
-        }
-
-    def warn(msg: str) -> None:
-        result.warnings.append(msg)
-        _write(bar, f"warning (step {step}): {msg}", say)
-
-    # The family's own half-precision layers (stylegan2's `use_fp16` blocks) compute in fp16 only on CUDA.
-    has_fp16 = bool(fp16_layers)
-    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and has_fp16 else ""
-    say(
-        f"training {family.name} on {cfg.data} ({len(data)} {'points' if spec.kind == 'points' else 'images'}"
-        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(engine.amp_dtype)}{own_fp16}) "
-        f"-> {run.dir}"
+    return _Session(
+        run, engine, model, at, notes, sampler, ema, previews, evaluator, tb, nets.frozen_checksums(), end, result,
+        say, stop_at,
     )
-    for key, text in notes.items():
-        say(f"  {key.replace('_', ' ')}: {text}")
-    # A live bar on a terminal; in a log file or a pipe, one plain line per --log-every instead of
-    # thousands of carriage-return redraws.
-    bar = None
-    plain_lines = progress and not _is_terminal(sys.stderr)
-    if progress and not plain_lines:
+
+
+def _announce(s: _Session) -> None:
+    """The start lines: a frozen network that changed since the checkpoint, what trains on what, the family's notes."""
+    for name, digest in s.at.frozen_networks.items():
+        if s.frozen.get(name, digest) != digest:
+            s.say(f"warning: the frozen network '{name}' differs from the one this run was trained with (another package "
+                  "version?); training goes on with the one installed now")
+    cfg, model, device = s.cfg, s.model, s.engine.device
+    spec = model.spec
+    # The family's own half-precision layers (stylegan2's `use_fp16` blocks) compute in fp16 only on CUDA.
+    own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and model.fp16_layers else ""
+    s.say(
+        f"training {model.family.name} on {cfg.data} ({len(model.data)} {'points' if spec.kind == 'points' else 'images'}"
+        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(s.engine.amp_dtype)}{own_fp16}) "
+        f"-> {s.run.dir}"
+    )
+    for key, text in s.notes.items():
+        s.say(f"  {key.replace('_', ' ')}: {text}")
+
+
+def _start_progress(s: _Session, progress: bool) -> None:
+    """A live bar on a terminal; in a log file or a pipe, one plain line per --log-every instead of thousands
+    of carriage-return redraws. The clocks start."""
+    s.plain_lines = progress and not _is_terminal(sys.stderr)
+    if progress and not s.plain_lines:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=end, initial=min(step, end), unit="step", dynamic_ncols=True, leave=True)
-    window: dict[str, list[float]] = {}
-    t_window, n_window = time.perf_counter(), 0
-    t_start = t_window  # --max-minutes counts from here: each invocation (each --resume) gets the whole budget
-    rates: list[float] = []  # img/s of each log interval, for `slowdown`
-    nets.train()
-    ema.eval()
+        s.bar = tqdm(total=s.end, initial=min(s.at.step, s.end), unit="step", dynamic_ncols=True, leave=True)
+    s.window = _Window(time.perf_counter())
+    s.t_start = s.window.t0
+
+
+# ---- the steps -------------------------------------------------------------------------------
+
+
+def _loop(s: _Session) -> TrainResult:
+    """Steps until the end, a stop or an error; status.json says which, and the files close however it ends."""
+    s.model.nets.train()
+    s.ema.eval()
     try:
-        with stop.installed():
-            while step < end:
-                t0 = time.perf_counter()
-                # Fetch a batch of real data (the dataset augments it: flips, crops, degradations).
-                batch = stream.next()
-                if cfg.channels_last and spec.kind != "points":
-                    batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
-                # One optimisation step of the family (D and G updates), under autocast.
-                with engine.autocast():
-                    logs = family.train_step(nets, opts, batch, step, engine)
-                step += 1
-                nimg += cfg.batch
-                logs.update(engine.end_step(step))
-                # Processes agree: buffers and logged values averaged (identities on one process).
-                engine.sync_buffers(nets)
-                logs = engine.reduce_logs(logs)
-                # Update the EMA copies.
-                ema.update(nimg)
-                dt = time.perf_counter() - t0
-                elapsed += dt
-                n_window += cfg.batch
-                for k, v in logs.items():
-                    window.setdefault(k, []).append(float(v))
-                for msg in diag.observe(step, logs):
-                    warn(msg)
-                problem = divergence(step, logs)
-                if problem is not None:
-                    if cfg.on_nan != "rollback" or not _last_ckpt(run) or rollbacks >= MAX_ROLLBACKS:
-                        why = f" after {rollbacks} rollbacks" if rollbacks else ""
-                        raise GanforgeError(_diverged(f"training diverged{why}: {problem}", run, lower_lr))
-                    # --on-nan rollback: back to the last checkpoint with every learning rate halved.
-                    bad_step = step
-                    restore()  # the learning rates (and lr_scale) as they were at that checkpoint
-                    rollbacks += 1
-                    lr_scale *= 0.5
-                    for opt in opts.values():
-                        for group in opt.param_groups:
-                            group["lr"] *= 0.5
-                    divergence = DivergenceCheck()
-                    window, n_window = {}, 0
-                    run.log({"step": step, "rollback_from": bad_step, "lr_scale": lr_scale})
-                    warn(f"{problem}: rolled back to step {step} with the learning rates scaled by {lr_scale:g}")
-                    continue
-                timed_out = cfg.max_minutes > 0 and time.perf_counter() - t_start >= cfg.max_minutes * 60
-                halt = engine.any_process(stop.requested or timed_out)  # every process stops at the same step
-                last = step >= end or (stop_at is not None and step >= stop_at) or halt
-
-                # Log.
-                if step % cfg.log_every == 0 or last:
-                    now = time.perf_counter()
-                    img_s = n_window / max(now - t_window, 1e-9)
-                    rec: dict[str, Any] = {"step": step, "kimg": round(nimg / 1000, 3), "time_s": round(elapsed, 2), "img_s": round(img_s, 1)}
-                    rec.update(_window_means(window))
-                    if engine.skipped_steps:
-                        rec["amp_skipped"] = engine.skipped_steps
-                    _check_finite(step, rec, run, lower_lr)
-                    run.log(rec)
-                    run.set_status("training", step)
-                    if tb is not None:
-                        tb.log(step, rec)
-                    result.last, result.img_s = rec, img_s
-                    window, t_window, n_window = {}, now, 0
-                    if bar is not None:
-                        bar.set_postfix_str(_postfix(rec), refresh=False)
-                    elif plain_lines:
-                        say(f"step {step}/{end} {_clock(now - t_start)} {_postfix(rec)}")
-                    rates.append(img_s)
-                    slow = slowdown(rates)
-                    if slow is not None:
-                        warn(_slowdown_message(*slow, device))
-                        rates.clear()  # the slower rate is the new reference: said once, not on every line
-
-                # Sample grid from fixed inputs.
-                if step % cfg.sample_every == 0 or last:
-                    ema.recalibrate(sampler)
-                    for msg in previews.write(step, run.sample_path(step)) if engine.is_main else ():
-                        warn(msg)
-                    tb.grid(step, run.sample_path(step))
-
-                # Checkpoint (before any evaluation: a failing evaluation never costs training).
-                evaluate_now = evaluator is not None and (step % cfg.eval_every == 0 or step >= end)
-                if evaluate_now or step % cfg.ckpt_every == 0 or last:
-                    ema.recalibrate(sampler)
-                    run.save(step, nets, opts, meta_now(), family.state_dict(nets))
-
-                # Evaluate.
-                if evaluate_now:
-                    assert evaluator is not None
-                    try:
-                        res = evaluator(step)
-                    except GanforgeError as exc:
-                        warn(f"evaluation failed, training goes on: {exc}")
-                    else:
-                        run.log({"step": step, "kimg": round(nimg / 1000, 3), **res})
-                        if evaluator.is_best(res):
-                            run.set_best(step, evaluator.key, res.get(evaluator.key))
-                        _write(bar, f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items() if isinstance(v, float)), say)
-                if bar is not None:
-                    bar.update(1)
-                if halt or (stop_at is not None and step >= stop_at and step < end):
-                    result.interrupted = True
-                    result.signal = stop.signum
+        with s.stop.installed():
+            while s.at.step < s.end:
+                if not _step(s):
+                    continue  # diverged, and rolled back to the last checkpoint
+                if _after_step(s):
                     break
     except KeyboardInterrupt:
         # Second Ctrl-C, mid-step: the step's state may be half-updated, so nothing is saved.
-        result.interrupted = True
-        run.set_status("stopped", step, "interrupted")
+        s.result.interrupted = True
+        s.run.set_status("stopped", s.at.step, "interrupted")
         raise
     except BaseException as exc:
-        run.set_status("failed", step, str(exc)[:500])
+        s.run.set_status("failed", s.at.step, str(exc)[:500])
         raise
     else:
-        run.set_status("stopped" if result.interrupted else "done", step)
+        s.run.set_status("stopped" if s.result.interrupted else "done", s.at.step)
     finally:
-        if bar is not None:
-            bar.close()
-        run.close()
-        if tb is not None:
-            tb.close()
-    result.step = step
-    result.config = cfg
-    return result
+        s.close()
+    s.result.step = s.at.step
+    s.result.config = s.cfg
+    return s.result
+
+
+def _step(s: _Session) -> bool:
+    """One optimisation step and what follows it at once (EMA, the logging window, the checks of its values);
+    False when it diverged and was rolled back (--on-nan rollback), and a divergence error otherwise."""
+    cfg, model, engine, at = s.cfg, s.model, s.engine, s.at
+    t0 = time.perf_counter()
+    # Fetch a batch of real data (the dataset augments it: flips, crops, degradations).
+    batch = model.stream.next()
+    if cfg.channels_last and model.spec.kind != "points":
+        batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
+    # One optimisation step of the family (D and G updates), under autocast.
+    with engine.autocast():
+        logs = model.family.train_step(model.nets, model.opts, batch, at.step, engine)
+    at.step += 1
+    at.nimg += cfg.batch
+    logs.update(engine.end_step(at.step))
+    # Processes agree: buffers and logged values averaged (identities on one process).
+    engine.sync_buffers(model.nets)
+    logs = engine.reduce_logs(logs)
+    s.ema.update(at.nimg)
+    at.elapsed += time.perf_counter() - t0
+    s.window.images += cfg.batch
+    for k, v in logs.items():
+        s.window.values.setdefault(k, []).append(float(v))
+    for msg in s.previews.diag.observe(at.step, logs):
+        s.warn(msg)
+    problem = s.divergence(at.step, logs)
+    if problem is None:
+        return True
+    _roll_back(s, problem)
+    return False
+
+
+def _roll_back(s: _Session, problem: str) -> None:
+    """--on-nan rollback: back to the last checkpoint with every learning rate halved. Without it (or without a
+    checkpoint, or after MAX_ROLLBACKS), the divergence error."""
+    if s.cfg.on_nan != "rollback" or not _last_ckpt(s.run) or s.rollbacks >= MAX_ROLLBACKS:
+        why = f" after {s.rollbacks} rollbacks" if s.rollbacks else ""
+        raise GanforgeError(_diverged(f"training diverged{why}: {problem}", s.run, s.model.lower_lr))
+    bad_step = s.at.step
+    _restore(s.run, s.model, s.engine, s.at, s.say)  # the learning rates (and lr_scale) as they were at that checkpoint
+    s.rollbacks += 1
+    s.at.lr_scale *= 0.5
+    for opt in s.model.opts.values():
+        for g in opt.param_groups:
+            g["lr"] *= 0.5
+    s.divergence = DivergenceCheck()
+    s.window = _Window(s.window.t0)
+    s.run.log({"step": s.at.step, "rollback_from": bad_step, "lr_scale": s.at.lr_scale})
+    s.warn(f"{problem}: rolled back to step {s.at.step} with the learning rates scaled by {s.at.lr_scale:g}")
+
+
+def _after_step(s: _Session) -> bool:
+    """What is due after a step: log, sample grid, checkpoint, evaluation. True when the session stops here."""
+    cfg, step = s.cfg, s.at.step
+    timed_out = cfg.max_minutes > 0 and time.perf_counter() - s.t_start >= cfg.max_minutes * 60
+    halt = s.engine.any_process(s.stop.requested or timed_out)  # every process stops at the same step
+    last = step >= s.end or (s.stop_at is not None and step >= s.stop_at) or halt
+    if step % cfg.log_every == 0 or last:
+        _log(s)
+    if step % cfg.sample_every == 0 or last:
+        _preview(s)
+    # Checkpoint (before any evaluation: a failing evaluation never costs training).
+    evaluate_now = s.evaluator is not None and (step % cfg.eval_every == 0 or step >= s.end)
+    if evaluate_now or step % cfg.ckpt_every == 0 or last:
+        s.ema.recalibrate(s.sampler)
+        s.run.save(step, s.model.nets, s.model.opts, s.meta(), s.model.family.state_dict(s.model.nets))
+    if evaluate_now:
+        _evaluate(s)
+    if s.bar is not None:
+        s.bar.update(1)
+    if halt or (s.stop_at is not None and step >= s.stop_at and step < s.end):
+        s.result.interrupted = True
+        s.result.signal = s.stop.signum
+        return True
+    return False
+
+
+def _log(s: _Session) -> None:
+    """One log record (the window's means) to metrics.jsonl, status.json, TensorBoard and the progress display,
+    refused when a value is not finite; a sustained slowdown is said once."""
+    at, engine = s.at, s.engine
+    now = time.perf_counter()
+    img_s = s.window.images / max(now - s.window.t0, 1e-9)
+    rec: dict[str, Any] = {"step": at.step, "kimg": round(at.nimg / 1000, 3), "time_s": round(at.elapsed, 2), "img_s": round(img_s, 1)}
+    rec.update(_window_means(s.window.values))
+    if engine.skipped_steps:
+        rec["amp_skipped"] = engine.skipped_steps
+    _check_finite(at.step, rec, s.run, s.model.lower_lr)
+    s.run.log(rec)
+    s.run.set_status("training", at.step)
+    s.tb.log(at.step, rec)
+    s.result.last, s.result.img_s = rec, img_s
+    s.window = _Window(now)
+    if s.bar is not None:
+        s.bar.set_postfix_str(_postfix(rec), refresh=False)
+    elif s.plain_lines:
+        s.say(f"step {at.step}/{s.end} {_clock(now - s.t_start)} {_postfix(rec)}")
+    if s.governor is not None:
+        change = s.governor.update()
+        if change:
+            s.write(change)
+            s.rates.clear()  # a new thread count, a new reference rate
+    s.rates.append(img_s)
+    slow = slowdown(s.rates)
+    if slow is not None:
+        s.warn(_slowdown_message(*slow, engine.device))
+        s.rates.clear()  # the slower rate is the new reference: said once, not on every line
+
+
+def _preview(s: _Session) -> None:
+    """The sample grid from fixed inputs (rank 0 writes it), and the diagnostics that look at it."""
+    step = s.at.step
+    s.ema.recalibrate(s.sampler)
+    for msg in s.previews.write(step, s.run.sample_path(step)) if s.engine.is_main else ():
+        s.warn(msg)
+    s.tb.grid(step, s.run.sample_path(step))
+
+
+def _evaluate(s: _Session) -> None:
+    """--eval-every: the metrics, logged with the step; a new best moves the `best` checkpoint. A failing
+    evaluation is a warning: training goes on."""
+    evaluator, step = s.evaluator, s.at.step
+    try:
+        res = evaluator(step)
+    except GanforgeError as exc:
+        s.warn(f"evaluation failed, training goes on: {exc}")
+    else:
+        s.run.log({"step": step, "kimg": round(s.at.nimg / 1000, 3), **res})
+        if evaluator.is_best(res):
+            s.run.set_best(step, evaluator.key, res.get(evaluator.key))
+        s.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items() if isinstance(v, float)))
 
 
 def _class_balance_line(data: Any, power: float) -> str:

@@ -72,7 +72,8 @@ def _sliced(ds: Any, cut: slice) -> Any:  # noqa: ANN401
         return ds
     if isinstance(ds, ImageDataset):
         labels = ds.labels[cut] if ds.labels is not None else None
-        out: Any = ImageDataset(ds.images[cut].contiguous(), labels, ds.class_names, ds.name)
+        texts = ds.texts[cut] if ds.texts is not None else None
+        out: Any = ImageDataset(ds.images[cut].contiguous(), labels, ds.class_names, ds.name, texts=texts)
     elif isinstance(ds, PairedDataset):
         out = PairedDataset(ds.source[cut].contiguous(), ds.target[cut].contiguous(), ds.crop, ds.domains, ds.name)
     elif isinstance(ds, UnpairedDataset):

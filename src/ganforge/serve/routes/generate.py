@@ -30,29 +30,33 @@ async def generate_png(
     studio: StudioDep,
     seed: str | None = Query(None, description="0..4294967295 (default 0)."),
     psi: str | None = Query(
-        None, description="Truncation psi, finite, -2..2 (default 1: none). Models without truncation ignore it."
+        None, description="Truncation psi, finite, -2..2 (default 1: none). Refused (422) by models without truncation."
     ),
     class_: str | None = Query(
         None, alias="class", description="Class index or name, for conditional models (default: seed % classes)."
     ),
     size: str | None = Query(None, description="Side of the PNG in pixels, 8..2048 (default: the model's resolution)."),
     noise: str | None = Query(None, description="Per-pixel noise (stylegan2): const, random or none (default const)."),
+    prompt: str | None = Query(
+        None, description=f"Text-conditioned models: what to draw, at most {P.TEXT_BYTES} bytes (default: an example caption)."
+    ),
 ) -> Response:
     """The generator's image for `seed` at the run's newest checkpoint (X-Ganforge-Step tells which)."""
     d = studio.run_dir(run)
     s, p, px, nm = P.parse_seed(seed), P.parse_psi(psi), P.parse_size(size), P.parse_noise(noise)
+    pr = P.parse_prompt(prompt)
 
-    def work(m: Loaded) -> tuple[bytes, list[str]]:
-        model, ignored = m.model, []
+    def work(m: Loaded) -> bytes:
+        model = m.model
         if model.capabilities.inputs != "noise":
             raise GanforgeError(f"run '{d.name}' translates images: POST an image to /api/runs/{d.name}/translate")
         label = P.parse_class(class_, model.class_names, model.spec.num_classes)
-        p2, n2 = _honoured(model, p, nm, ignored)
-        x = model.generate([s], label=label, trunc=p2, noise_mode=n2, output="tensor")
-        return png_bytes(resized_frames(x, px)[0]), ignored
+        _supported(model, p, nm, pr)
+        x = model.generate([s], label=label, trunc=p, noise_mode=nm, prompt=pr, output="tensor")
+        return png_bytes(resized_frames(x, px)[0])
 
-    (data, ignored), loaded = await studio.model_work(request, d, work)
-    return Response(data, media_type="image/png", headers=image_headers(loaded, ignored))
+    data, loaded = await studio.model_work(request, d, work)
+    return Response(data, media_type="image/png", headers=image_headers(loaded))
 
 
 @router.get(
@@ -73,6 +77,7 @@ async def interpolate_gif(
     class_: str | None = Query(None, alias="class", description="Class index or name (default: the first seed's)."),
     size: str | None = Query(None, description="Side of the frames in pixels, 8..2048."),
     noise: str | None = Query(None, description="const, random or none (default const)."),
+    prompt: str | None = Query(None, description="Text-conditioned models: what to draw (default: an example caption)."),
 ) -> Response:
     """A looping GIF that walks from `from` to `to` and back along the great circle between their
     latents (spherical interpolation, White 2016), eased so the ends linger."""
@@ -85,28 +90,30 @@ async def interpolate_gif(
         P.parse_size(size),
         P.parse_noise(noise),
     )
+    pr = P.parse_prompt(prompt)
 
-    def work(m: Loaded) -> tuple[bytes, list[str]]:
+    def work(m: Loaded) -> bytes:
         import torch
 
         from ...sample.interpolate import slerp
         from ...sample.latents import labels_for_seeds, latents_for_seeds
 
-        model, ignored = m.model, []
+        model = m.model
         if model.capabilities.inputs != "noise":
             raise GanforgeError(f"run '{d.name}' translates images; it has no seeds to walk between")
         label = P.parse_class(class_, model.class_names, model.spec.num_classes)
-        p2, n2 = _honoured(model, p, nm, ignored)
+        _supported(model, p, nm, pr)
         keys = latents_for_seeds([a, b], model.latent_shape)
         # Ping-pong with ease in and out: t = (1 - cos(2 pi k / n)) / 2 goes 0 -> 1 -> 0 over the loop.
         t = (1 - torch.cos(2 * math.pi * torch.arange(n, dtype=torch.float64) / n)) / 2
         z = slerp(keys[0], keys[1], t.to(keys.dtype))  # (n, *latent_shape)
         lab = labels_for_seeds([a], model.spec.num_classes, label)
-        x = model.sample_latents(z, lab.expand(n) if lab is not None else None, trunc=p2, noise_mode=n2, batch=16)
-        return gif_bytes(resized_frames(x, px), rate), ignored
+        labels = lab.expand(n) if lab is not None else None
+        x = model.sample_latents(z, labels, trunc=p, noise_mode=nm, batch=16, prompt=_walk_prompt(model, pr, a))
+        return gif_bytes(resized_frames(x, px), rate)
 
-    (data, ignored), loaded = await studio.model_work(request, d, work)
-    return Response(data, media_type="image/gif", headers=image_headers(loaded, ignored))
+    data, loaded = await studio.model_work(request, d, work)
+    return Response(data, media_type="image/gif", headers=image_headers(loaded))
 
 
 @router.get(
@@ -134,7 +141,7 @@ async def mix_png(
     rs, cs = P.parse_seed_list(rows, "rows", [1, 2, 3]), P.parse_seed_list(cols, "cols", [4, 5, 6, 7])
     p, nm = P.parse_psi(psi), P.parse_noise(noise)
 
-    def work(m: Loaded) -> tuple[bytes, list[str]]:
+    def work(m: Loaded) -> bytes:
         from ...sample.grid import make_grid
         from ...sample.styles import style_mix
 
@@ -145,20 +152,26 @@ async def mix_png(
         layers = P.parse_styles(styles, model.family.num_ws(model.nets))
         grid = style_mix(model, rs, cs, layers, trunc=p, noise_mode=nm, label=label)  # (R+1, C+1, C, H, W)
         r1, c1 = grid.shape[:2]
-        return png_bytes(make_grid(grid.reshape(r1 * c1, *grid.shape[2:]), nrow=c1)), []
+        return png_bytes(make_grid(grid.reshape(r1 * c1, *grid.shape[2:]), nrow=c1))
 
-    (data, ignored), loaded = await studio.model_work(request, d, work)
-    return Response(data, media_type="image/png", headers=image_headers(loaded, ignored))
+    data, loaded = await studio.model_work(request, d, work)
+    return Response(data, media_type="image/png", headers=image_headers(loaded))
 
 
-def _honoured(model: Any, psi: float, noise: str, ignored: list[str]) -> tuple[float, str]:
-    """psi and noise mode as the model can use them: a model without truncation or per-pixel noise
-    ignores them (named in X-Ganforge-Ignored) rather than failing the page's shared controls."""
+def _supported(model: Any, psi: float, noise: str, prompt: str | None) -> None:
+    """Parameters a model does not have are refused with one line (422), as the CLI and `Model.generate` do;
+    the page sends only the controls a run's capabilities list."""
     caps = model.capabilities
     if psi != 1.0 and not caps.truncation:
-        ignored.append("psi")
-        psi = 1.0
+        raise P.ParamError(422, f"model '{model.family.name}' has no truncation trick; drop psi")
     if noise != "const" and noise not in caps.noise_modes:
-        ignored.append("noise")
-        noise = "const"
-    return psi, noise
+        raise P.ParamError(422, f"model '{model.family.name}' has no per-pixel noise; drop noise")
+    if prompt is not None and caps.conditioning != "text":
+        raise P.ParamError(422, f"model '{model.family.name}' is not conditioned on text; drop prompt")
+
+
+def _walk_prompt(model: Any, prompt: str | None, seed: int) -> str | None:
+    """The caption of a walk between seeds: the prompt, else the first seed's example caption."""
+    if prompt is not None or model.capabilities.conditioning != "text" or not model.spec.captions:
+        return prompt
+    return model.spec.captions[seed % len(model.spec.captions)]

@@ -43,7 +43,7 @@ async def translate(
     data = await image.read(P.MAX_UPLOAD_BYTES + 1)
     P.check_upload(data)
 
-    def work(m: Loaded) -> tuple[bytes, list[str]]:
+    def work(m: Loaded) -> bytes:
         model = m.model
         if model.capabilities.inputs != "image":
             raise GanforgeError(f"run '{d.name}' generates from seeds: use /api/runs/{d.name}/generate.png")
@@ -54,10 +54,10 @@ async def translate(
             if "cannot read" in str(exc):
                 raise P.ParamError(415, f"the upload is not a readable image ({str(exc)[:200]})") from None
             raise
-        return out[0], []
+        return out[0]
 
-    (png, ignored), loaded = await studio.model_work(request, d, work)
-    return Response(png, media_type="image/png", headers=image_headers(loaded, ignored))
+    png, loaded = await studio.model_work(request, d, work)
+    return Response(png, media_type="image/png", headers=image_headers(loaded))
 
 
 @router.get(

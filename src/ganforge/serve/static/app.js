@@ -500,6 +500,7 @@
       psi: caps(run).truncation ? Number(qs.get("psi") || 0.7) : 1,
       cls: qs.get("class") || "",
       noise: qs.get("noise") || "const",
+      prompt: qs.get("prompt") || "",
     };
     if (!Number.isFinite(state.psi) || state.psi < -2 || state.psi > 2) state.psi = 0.7;
 
@@ -523,6 +524,15 @@
           .map((c, i) => h("option", { value: String(i) }, run.class_names.length ? `${i}: ${c}` : c)));
       clsSel.value = state.cls;
       controls.push(field("Class", clsSel));
+    }
+    let promptIn = null;
+    if (caps(run).text) {  // text-conditioned: a prompt box, with the training captions as suggestions
+      const examples = run.example_prompts || [];
+      if (!state.prompt && examples.length) state.prompt = examples[0];
+      const list = h("datalist", { id: "prompt-examples" }, examples.map((p) => h("option", { value: p })));
+      promptIn = h("input", { type: "text", id: "prompt", maxlength: 128, list: "prompt-examples", value: state.prompt,
+        "aria-label": "prompt", placeholder: "red heart" });
+      controls.push(field("Prompt", h("div", {}, promptIn, list)));
     }
     let noiseSel = null;
     if ((caps(run).noise_modes || []).length) {
@@ -587,6 +597,7 @@
       if (caps(run).truncation) q.set("psi", state.psi.toFixed(2));
       if (state.cls) q.set("class", state.cls);
       if (noiseSel) q.set("noise", state.noise);
+      if (promptIn && state.prompt.trim()) q.set("prompt", state.prompt);
       return q;
     }
     async function generate() {
@@ -607,6 +618,7 @@
         const ms = Math.round(performance.now() - t0);
         caption.textContent = [`seed ${state.seed}`, caps(run).truncation ? `ψ ${state.psi.toFixed(2)}` : null,
           state.cls && run.class_names.length ? run.class_names[Number(state.cls)] : null,
+          promptIn && state.prompt.trim() ? `“${state.prompt.trim()}”` : null,
           `step ${fmtStep(Number(r.headers.get("X-Ganforge-Step") || run.checkpoint_step))}`, `${ms} ms`].filter(Boolean).join(" · ");
       } catch (e) {
         if (!isAbort(e)) toast(e.message);
@@ -629,6 +641,7 @@
     if (psiRange) psiRange.addEventListener("input", () => { state.psi = Number(psiRange.value); psiOut.textContent = state.psi.toFixed(2); schedule(); });
     if (clsSel) clsSel.addEventListener("change", () => { state.cls = clsSel.value; schedule(); });
     if (noiseSel) noiseSel.addEventListener("change", () => { state.noise = noiseSel.value; schedule(); });
+    if (promptIn) promptIn.addEventListener("input", () => { state.prompt = promptIn.value; clearTimeout(debounce); debounce = setTimeout(generate, 300); });
     const onKey = (ev) => {
       if (ev.target instanceof HTMLInputElement || ev.target instanceof HTMLSelectElement) return;
       if (ev.key === "ArrowRight") setSeed(state.seed + 1);
@@ -643,6 +656,7 @@
         const q = new URLSearchParams({ from: String(state.seed), to: String(clampSeed(toSeed.value)), frames: frames.value });
         if (caps(run).truncation) q.set("psi", state.psi.toFixed(2));
         if (state.cls) q.set("class", state.cls);
+        if (promptIn && state.prompt.trim()) q.set("prompt", state.prompt);
         const r = await api(`${base}/interpolate.gif?${q}`, { as: "blob" });
         gif.set(r.blob); gif.el.hidden = false;
         gifLink.href = gif.url; gifLink.hidden = false;

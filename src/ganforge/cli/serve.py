@@ -1,4 +1,4 @@
-"""`ganforge serve`: the local web studio and REST API (attached to ganforge.cli.main)."""
+"""`ganforge serve`: the local web studio and REST API."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from .cli import main
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -24,7 +23,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@main.command(context_settings={"show_default": True})
+@click.command(context_settings={"show_default": True})
 @click.argument("runs_dir", required=False, type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", help="Address to listen on; 0.0.0.0 opens the studio to the network.")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, help="TCP port.")
@@ -50,14 +49,14 @@ def serve(
     """Open the web studio for the runs in RUNS_DIR [default: $GANFORGE_RUNS_DIR or ./runs]: runs with
     live status, loss and metric curves, the sample-grid timeline, and a generator playground. The REST
     API is documented at /docs."""
-    from .errors import require
+    from ..errors import require
 
     require("fastapi", "serve")
-    from .serve import _require_multipart
+    from ..serve import _require_multipart
 
     _require_multipart()
     uvicorn = require("uvicorn", "serve")
-    from .serve import create_app
+    from ..serve import create_app
 
     root = Path(runs_dir or os.environ.get("GANFORGE_RUNS_DIR") or "runs").expanduser()
     if not root.is_dir():

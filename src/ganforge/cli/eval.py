@@ -1,4 +1,4 @@
-"""`ganforge eval`: quality numbers for a trained run, or for any two image sources (attached to ganforge.cli.main)."""
+"""`ganforge eval`: quality numbers for a trained run, or for any two image sources."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from . import vocab
-from .cli import main
-from .errors import ConfigError
+from .. import vocab
+from ..errors import ConfigError
 
 DEFAULT_NUM = 50000  # generated images for a RUN, as papers report (fid50k)
 MAX_HOURS = 12.0  # --max-hours: longer than this is a mistyped --num, or a job for a GPU
@@ -28,7 +27,7 @@ MEMORIZATION_NOTE = (
 _EXTRACTORS = vocab.EXTRACTORS
 
 
-@main.command("eval", context_settings={"show_default": True})
+@click.command("eval", context_settings={"show_default": True})
 @click.argument("run", required=False)
 @click.option(
     "--real",
@@ -121,9 +120,9 @@ def eval_cmd(
     The result is printed as a table, appended to the run's metrics.jsonl (for a RUN) and written with --json.
     Every number is labelled with what it was computed with, e.g. fid50k[inception-2015-12-05].
     """
-    from .device import select_device
-    from .metrics import Evaluator, generator_from_model, parse_metrics
-    from .metrics.evaluate import check_num
+    from ..device import select_device
+    from ..metrics import Evaluator, generator_from_model, parse_metrics
+    from ..metrics.evaluate import check_num
 
     if train_data is not None:
         if run or real_src or fake_src:
@@ -207,7 +206,7 @@ def small_sample_caution(res: dict[str, Any], metrics: list[str]) -> str | None:
 def _load_noting_skips(source: str, notes: list[str], *, resolution: int | None = None, progress: bool = False) -> Any:
     """`source` loaded as training would load it (`ganforge.data.load_dataset`: a raw folder or zip is
     prepared in memory with the `ganforge prepare` defaults), with a note on the files it left out."""
-    from .data import load_dataset
+    from ..data import load_dataset
 
     ds = load_dataset(source, resolution=resolution, progress=progress)
     left_out = getattr(ds, "left_out", [])
@@ -235,8 +234,8 @@ def _run_data(model: Any) -> str:
 
 
 def _train_classifier(data: str, cache_dir: str | None, device: Any, retrain: bool) -> None:
-    from .metrics.classifier import get_classifier
-    from .metrics.evaluate import as_dataset
+    from ..metrics.classifier import get_classifier
+    from ..metrics.evaluate import as_dataset
 
     ds = as_dataset(data)
     clf, path, trained = get_classifier(ds, cache=cache_dir, retrain=retrain, device=device)
@@ -258,7 +257,7 @@ def _fmt(v: float) -> str:
 
 def format_result(res: dict[str, Any], metrics: list[str], where: str = "") -> str:
     """The terminal table: one row per metric, labelled with its protocol, then what it was computed with."""
-    from .metrics import metric_label
+    from ..metrics import metric_label
 
     rows: list[tuple[str, str]] = []
     n = int(res["num_fake"])

@@ -1,5 +1,4 @@
-"""`ganforge export`, `push` and `report`: sharing a trained model and showing how it trained
-(attached to ganforge.cli.main)."""
+"""`ganforge export`, `push` and `report`: sharing a trained model and showing how it trained."""
 
 from __future__ import annotations
 
@@ -7,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .cli import main
+from .. import vocab
 
 
-@main.command(context_settings={"show_default": True})
+@click.command(context_settings={"show_default": True})
 @click.argument("run")
 @click.option(
     "--format",
@@ -28,7 +27,7 @@ from .cli import main
 @click.option("--opset", type=click.IntRange(18, 23), default=18, help="ONNX opset (onnx only).")
 @click.option(
     "--direction",
-    type=click.Choice(["AtoB", "BtoA"]),
+    type=click.Choice(vocab.DIRECTIONS),
     default=None,
     help="Two-way models (CycleGAN), onnx: which direction [default: AtoB].",
 )
@@ -62,10 +61,10 @@ def export(
     --format onnx writes one ONNX file with a dynamic batch axis and checks it against PyTorch with
     onnxruntime on random seeds (pip install 'ganforge[onnx]'). --format safetensors writes a folder that
     `ganforge.load`, `generate` and the runs directory of `serve` accept, with a README model card."""
-    from .sample.model import Model
+    from ..sample.model import Model
 
     if fmt == "onnx":
-        from .share.onnx_export import export_onnx
+        from ..share.onnx_export import export_onnx
 
         model = Model.load(run, checkpoint=checkpoint, device="cpu")
         path = Path(out) if out else model.run_dir / "exported" / f"{model.run_dir.name}-step{model.step}.onnx"
@@ -81,16 +80,16 @@ def export(
             click.echo(f"  note: {note}")
         click.echo(f"checked with onnxruntime: max abs diff {res.max_abs_diff:.3g} (tolerance {res.tolerance:g})")
         return
-    from .share.folder import export_folder
-    from .share.onnx_export import DEFAULT_OPSET
+    from ..share.folder import export_folder
+    from ..share.onnx_export import DEFAULT_OPSET
 
     if opset != DEFAULT_OPSET or direction is not None:
         raise click.BadParameter("--opset and --direction apply to --format onnx only")
-    from .sample.model import find_run
+    from ..sample.model import find_run
 
     run_dir = find_run(run)
     if out is None:
-        from . import checkpoint as ckpt
+        from .. import checkpoint as ckpt
 
         step = int(ckpt.read_meta(ckpt.resolve_checkpoint(run_dir, checkpoint))["step"])
         out = str(run_dir / "exported" / f"{run_dir.name}-step{step}")
@@ -100,7 +99,7 @@ def export(
     click.echo(f"load it with ganforge.load({str(folder)!r}) or `ganforge generate {folder}`")
 
 
-@main.command(context_settings={"show_default": True})
+@click.command(context_settings={"show_default": True})
 @click.argument("run")
 @click.argument("repo_id")
 @click.option("--private", is_flag=True, help="Create the repository as private (when it does not exist yet).")
@@ -111,14 +110,14 @@ def push(run: str, repo_id: str, private: bool, checkpoint: str, license_: str |
     """Upload a trained RUN to the Hugging Face Hub as REPO_ID (OWNER/NAME): the folder of
     `export --format safetensors`. Then anyone can ganforge.load("hf:OWNER/NAME"). Needs
     pip install 'ganforge[hub]' and a login (`hf auth login` or HF_TOKEN)."""
-    from .share.hub import push as push_run
+    from ..share.hub import push as push_run
 
     url = push_run(run, repo_id, private=private, checkpoint=checkpoint, license=license_, message=message)
     click.echo(f"pushed {run} to {url}")
     click.echo(f'load it with ganforge.load("hf:{repo_id}") or `ganforge generate hf:{repo_id}`')
 
 
-@main.command(context_settings={"show_default": True})
+@click.command(context_settings={"show_default": True})
 @click.argument("run")
 @click.option(
     "--out", type=click.Path(dir_okay=False), default=None, help="HTML file to write [default: RUN/report.html]."
@@ -138,8 +137,8 @@ def push(run: str, repo_id: str, private: bool, checkpoint: str, license_: str |
 def report(run: str, out: str | None, max_grids: int, pairs: int) -> None:
     """Write one self-contained HTML page about a RUN: configuration, loss and metric curves, the sample-grid
     timeline, the final metrics and (image-to-image) input/output pairs. Needs pip install 'ganforge[report]'."""
-    from .report import write_report
-    from .sample.model import find_run
+    from ..report import write_report
+    from ..sample.model import find_run
 
     run_dir = find_run(run)
     path = Path(out) if out else run_dir / "report.html"

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
-from .cli import main
 
-
-@main.command("import", context_settings={"show_default": True})
+@click.command("import", context_settings={"show_default": True})
 @click.argument("network", type=click.Path(exists=True, dir_okay=False))
 @click.option("--run", default=None, help="Run name [default: the file's name].")
 @click.option("--runs-dir", default="runs", type=click.Path(file_okay=False), help="Folder that holds runs.")
@@ -21,11 +19,11 @@ def import_(network: str, run: str | None, runs_dir: str, overwrite: bool) -> No
     (alias-free) generators are refused. The file is read as data: its embedded Python source is never run,
     and a pickle that holds anything but network data is refused. Then generate, mix, project, eval and serve use the run like any other,
     and `train --resume-from NETWORK.pkl` fine-tunes from it."""
-    from .interop.nvlabs import import_network
+    from ..interop.nvlabs import import_network
 
     name = run or Path(network).stem
     run_dir = import_network(network, Path(runs_dir) / name, overwrite=overwrite)
-    from .sample.model import Model
+    from ..sample.model import Model
 
     m = Model.load(run_dir)
     click.echo(

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import click
 
-from .cli import main
-from .errors import ConfigError
+from .. import vocab
+from ..errors import ConfigError
 
 _SHOW_SKIPPED = 5  # reasons printed; the report has them all
 
@@ -18,7 +18,7 @@ def _channel_name(c: int) -> str:
     return "grayscale" if c == 1 else "RGB"
 
 
-@main.command(context_settings={"show_default": True})
+@click.command(context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE... DEST")
 @click.option(
     "--resolution",
@@ -29,14 +29,14 @@ def _channel_name(c: int) -> str:
 )
 @click.option(
     "--fit",
-    type=click.Choice(["pad", "crop", "stretch"]),
+    type=click.Choice(vocab.FITS),
     default="pad",
     help="How non-square images become square: pad with the background colour, centre-crop, or stretch.",
 )
 @click.option(
     "--filter",
     "filter_",
-    type=click.Choice(["nearest", "box", "bilinear", "bicubic", "lanczos"]),
+    type=click.Choice(vocab.RESAMPLE_FILTERS),
     default="lanczos",
     help="Resampling filter. nearest keeps pixel art exact when enlarging; images it would reduce are "
     "reduced with box (area averaging) instead, since nearest drops pixels (broken outlines, speckle); "
@@ -129,7 +129,7 @@ def prepare(
       ganforge prepare edges2photos/ pairs.zip --paired --resolution 256    (A/ + B/, or A|B images)
       ganforge prepare horse2zebra/ h2z.zip --unpaired --resolution 128     (trainA/ + trainB/)
     """
-    from .data.prepare import PrepareOptions, prepare_to
+    from ..data.prepare import PrepareOptions, prepare_to
 
     if len(sources) < 2:
         raise ConfigError(
@@ -201,7 +201,7 @@ def _echo_left_out(data) -> None:
 def _prepare_two_sided(
     src: str, dest: str, kind: str, opts, *, overwrite: bool, report: str | None, quiet: bool
 ) -> None:
-    from .data.prepare import prepare_two_sided_to
+    from ..data.prepare import prepare_two_sided_to
 
     data = prepare_two_sided_to(src, dest, kind, opts, overwrite=overwrite, report_path=report, progress=not quiet)
     s = data.summary()
@@ -225,7 +225,7 @@ def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
-@main.group("datasets")
+@click.group("datasets")
 def datasets() -> None:
     """The built-in datasets: list them, or export one to a folder of PNGs (with labels.csv)."""
 
@@ -233,7 +233,7 @@ def datasets() -> None:
 @datasets.command("list")
 def datasets_list() -> None:
     """Name and one line on each built-in dataset (usable as --data NAME, or exported with `export`)."""
-    from .data import builtin
+    from ..data import builtin
 
     for name, text in builtin.describe().items():
         click.echo(f"{name:<14} {text}")
@@ -252,7 +252,7 @@ def datasets_export(name: str, dest: str) -> None:
       ganforge datasets export emoji twemoji/
       ganforge prepare twemoji/images sprites.zip --labels twemoji/labels.csv
     """
-    from .data import builtin
+    from ..data import builtin
 
     if name not in builtin.names():
         raise ConfigError(
