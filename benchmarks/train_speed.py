@@ -32,6 +32,14 @@ a warm-up. The goal: ganforge stylegan2 >= 1.5x the img/s of stylegan2-pytorch a
     python benchmarks/train_speed.py [--quick] [--json PATH]                      # CPU: DCGAN vs the tutorial loop
     python benchmarks/train_speed.py --device cuda [--quick] [--resolutions 64,128,256]
         [--compile-rows both|on|off] [--no-comparison] [--json PATH]             # GPU rows and comparison
+    python benchmarks/train_speed.py --sharing [--seconds 60] [--json PATH]     # two trainings on one CPU
+
+Sharing mode (--sharing, issue 29). `ganforge train` with its default options (the no-argument DCGAN on emoji)
+runs as its own process: alone, then two at once, then two at once with `--threads N` (N = the cores, what every
+torch process did by default before the thread governor: the "before" row of the same run). Each run's img/s is
+the median of its metrics.jsonl windows in the second half of its time (start-up and warm-up left out);
+`concurrent_fraction` is the smaller of the two concurrent runs' img/s over the solo img/s. The studio beside a
+training is not measured here yet.
 """
 
 from __future__ import annotations
@@ -667,6 +675,57 @@ def _resolutions(text: str) -> list[int]:
     return values
 
 
+# ---- sharing mode -----------------------------------------------------------------------------------------
+
+
+def _train_procs(folder: Path, names: list[str], seconds: float, extra: list[str]) -> list[float]:
+    """Start one `ganforge train` per name at once (default options plus `extra`), each for `seconds`; the
+    median img/s of each run's log windows in the second half of its training time."""
+    procs = []
+    for name in names:
+        cmd = [sys.executable, "-m", "ganforge", "train", "--runs-dir", str(folder), "--run", name, "--steps", "1000000",
+               "--max-minutes", f"{seconds / 60:.4f}", "--sample-every", "1000000", "--ckpt-every", "1000000", *extra]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=seconds + 600)[0] for p in procs]
+    rates = []
+    for name, p, out in zip(names, procs, outs):
+        if p.returncode != 0:
+            raise SystemExit(f"error: the training {name} failed:\n{out[-2000:]}")
+        recs = [json.loads(x) for x in (folder / name / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        recs = [r for r in recs if "img_s" in r and "time_s" in r]
+        late = [r["img_s"] for r in recs if r["time_s"] >= seconds / 2] or [r["img_s"] for r in recs[-3:]]
+        rates.append(statistics.median(late))
+        threads = [line for line in out.splitlines() if "threads" in line]
+        if threads:
+            print(f"  {name}: " + " | ".join(t.strip() for t in threads[:4]))
+    return rates
+
+
+def sharing_main(args: argparse.Namespace, argv: list[str] | None) -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    t = args.seconds
+    print(f"sharing: {cores} cores ({_common.cpu_features()}), {t:.0f} s per run, default `ganforge train`")
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        solo = _train_procs(folder, ["solo"], t, [])[0]
+        print(f"solo, default threads (governor)            {solo:8.1f} img/s")
+        two = _train_procs(folder, ["a", "b"], t, [])
+        print(f"two at once, default threads (governor)     {two[0]:8.1f} / {two[1]:.1f} img/s  ({min(two) / solo:.2f} of solo)")
+        fixed = _train_procs(folder, ["c", "d"], t, ["--threads", str(cores)])
+        print(f"two at once, --threads {cores} each (before)      {fixed[0]:8.1f} / {fixed[1]:.1f} img/s  ({min(fixed) / solo:.2f} of solo)")
+        rows = {
+            "solo_img_s": solo, "concurrent_img_s": two, "concurrent_fraction": min(two) / solo,
+            "concurrent_fixed_threads_img_s": fixed, "concurrent_fixed_threads_fraction": min(fixed) / solo,
+        }
+    print(f"concurrent_fraction {rows['concurrent_fraction']:.2f} (goal >= 0.45); with every core each: "
+          f"{rows['concurrent_fixed_threads_fraction']:.2f}")
+    _common.write_json(args.json, {"mode": "sharing", "cores": cores, "cpu_features": _common.cpu_features(),
+                                   "seconds": t, **rows}, argv)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = _common.parser(
         __doc__, quick="fewer steps and repeats (about a minute); with --device cuda: fewer steps, 64 px only"
@@ -699,6 +758,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-comparison", action="store_true", help="CUDA mode: skip lucidrains' libraries")
     ap.add_argument("--row-timeout", type=float, default=1800.0, help="CUDA mode: seconds allowed per row")
     ap.add_argument("--row", default=None, help=argparse.SUPPRESS)  # a child process: measure this row
+    ap.add_argument("--sharing", action="store_true", help="two default trainings at once vs one alone (CPU)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="sharing mode: seconds each training runs")
     return ap.parse_args(argv)
 
 
@@ -706,6 +767,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.row:
         print(ROW_TAG + json.dumps(measure_row(json.loads(args.row))), flush=True)
+        return
+    if args.sharing:
+        sharing_main(args, argv)
         return
     if resolve_device(args.device) == "cuda":
         cuda_main(args, argv)
