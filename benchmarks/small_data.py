@@ -56,7 +56,8 @@ class Row:
 
 
 PROJECTED = {"d": "projected", "proj_size": 64, "proj_width": 0.25}
-FEWSHOT = ("fastgan", "fastgan-narrow", "fastgan-projected")  # row-name stems of the few-shot families
+PROJECTED_32 = {"d": "projected", "proj_size": 32, "proj_width": 0.25}  # the feature network at the image's own side
+FEWSHOT = ("fastgan", "fastgan-narrow", "fastgan-projected", "dcgan-projected")  # row-name stems of the few-shot rows
 
 ROWS = [
     # The real images themselves, scored like a generator: the ceiling of both numbers on this data.
@@ -83,6 +84,10 @@ ROWS = [
         note="500 images, fastgan ngf 8 + DiffAugment"),
     Row("fastgan-projected-500", "fastgan", "subset", PROJECTED, {"aug": "diffaugment"}, subset=True,
         note="500 images, fastgan + projected D + DiffAugment"),
+    Row("dcgan-projected-500", "dcgan", "subset", PROJECTED_32, {"aug": "diffaugment"}, subset=True,
+        note="500 images, dcgan G + projected D (32 px features, width 0.25) + DiffAugment"),
+    Row("dcgan-diffaug-500", "dcgan", "subset", {}, {"aug": "diffaugment"}, subset=True,
+        note="500 images, dcgan + DiffAugment (a data-efficient baseline, not a few-shot family)"),
     Row("dcgan", "dcgan", "main", note="ganforge defaults"),
     Row("fastgan", "fastgan", "main", {}, {"aug": "diffaugment"}, note="fastgan + DiffAugment"),
     Row("fastgan-projected", "fastgan", "main", PROJECTED, {"aug": "diffaugment"}, note="fastgan + projected D + DiffAugment"),

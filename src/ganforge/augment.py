@@ -217,8 +217,7 @@ class AugmentPipe(torch.nn.Module):
     probability multipliers overriding the preset (e.g. xflip=0) and magnitudes (DEFAULT_MAGNITUDES,
     e.g. scale_std=0.1). p is a plain float (settable with a float or a 0-dim tensor); the module has
     no tensor state, so checkpoint p through `AdaController.state_dict()`. With p == 0 the input is
-    returned unchanged and no work is done. `adaptive` is False when p must stay fixed
-    (make_augment('fixed')): the training loop then creates no controller.
+    returned unchanged and no work is done.
     """
 
     def __init__(self, preset: str = "bgc", p: float = 0.0, **strengths: float) -> None:
@@ -236,7 +235,6 @@ class AugmentPipe(torch.nn.Module):
         self.magnitude: dict[str, float] = dict(DEFAULT_MAGNITUDES)
         for key, value in strengths.items():
             (self.strength if key in self.strength else self.magnitude)[key] = float(value)
-        self.adaptive = True
         self._p = 0.0
         self.p = p
 
@@ -392,9 +390,8 @@ class AugmentPipe(torch.nn.Module):
 class AdaController:
     """Adjusts ADA's p from the overfitting heuristic r_t = E[sign(D(real))] (Karras et al. 2020, sec. 3).
 
-    Call `observe(d_real_logits)` every minibatch with D's raw outputs on (augmented) reals, then either
-    `update(step)` with the number of completed minibatches, or `maybe_update()`, which counts observe
-    calls. Every `interval` minibatches p moves by sign(r_t - target) * batch * interval / (kimg * 1000),
+    Call `observe(d_real_logits)` every minibatch with D's raw outputs on (augmented) reals, then
+    `update(step)` with the number of completed minibatches. Every `interval` minibatches p moves by sign(r_t - target) * batch * interval / (kimg * 1000),
     i.e. by at most 1 per `kimg` thousand real images, and is clamped to [0, 1]. Accumulators stay on
     the logits' device, so observing costs no host sync; one sync happens per update.
     """
@@ -414,7 +411,6 @@ class AdaController:
         self.rt = 0.0  # last measured r_t (0.0 until the first update; see `updates`)
         self.updates = 0  # number of adjustments made so far
         self._acc: Tensor | None = None  # [sum of sign(D(real)), count] since the last update
-        self._observed = 0  # observe() calls since the last update
         self._device = torch.device("cpu")  # where the logits live (a DDP reduce needs the tensor there)
 
     @property
@@ -428,7 +424,6 @@ class AdaController:
         stats = torch.stack([torch.sign(logits).sum(), torch.tensor(float(logits.numel()), device=logits.device)])
         self._acc = stats if self._acc is None else self._acc.to(logits.device) + stats
         self._device = logits.device
-        self._observed += 1
 
     def update(self, step: int | None = None, reduce: Callable[[Tensor], Tensor] | None = None) -> bool:
         """Adjust p now (step None) or when `step` (completed minibatches, 1-based) is a multiple of interval.
@@ -442,7 +437,7 @@ class AdaController:
         if reduce is not None:
             acc = reduce(acc.clone())
         total, count = (float(v) for v in acc.tolist())
-        self._acc, self._observed = None, 0
+        self._acc = None
         if count <= 0:
             return False
         self.rt = total / count
@@ -451,12 +446,6 @@ class AdaController:
         self.p = min(max(self.p + direction * self.step_size, 0.0), 1.0)
         self.updates += 1
         return True
-
-    def maybe_update(self, reduce: Callable[[Tensor], Tensor] | None = None) -> bool:
-        """Adjust p once `interval` minibatches have been observed since the last adjustment."""
-        if self._observed < self.interval:
-            return False
-        return self.update(reduce=reduce)
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state (floats and ints only), including the not yet consumed accumulators."""
@@ -467,7 +456,6 @@ class AdaController:
             "updates": self.updates,
             "pending_sum": total,
             "pending_count": count,
-            "pending_observed": self._observed,
             "target": self.target,
             "interval": self.interval,
             "kimg": self.kimg,
@@ -481,7 +469,6 @@ class AdaController:
         self.updates = int(state.get("updates", 0))
         count = float(state.get("pending_count", 0.0))
         self._acc = torch.tensor([float(state.get("pending_sum", 0.0)), count]) if count > 0 else None
-        self._observed = int(state.get("pending_observed", 0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -566,7 +553,7 @@ def make_augment(kind: str, **kw: Any) -> AugmentPipe | DiffAugment | None:
     """Build the discriminator augmentation named by a config string.
 
     'ada': AugmentPipe (kw: preset, p, strengths) whose p an AdaController moves; 'fixed': the same
-    with a constant p (kw p is required), `adaptive` False; 'diffaugment': DiffAugment (kw: policy);
+    with a constant p (kw p is required; the training loop creates no controller); 'diffaugment': DiffAugment (kw: policy);
     'none': None (no augmentation)."""
     key = kind.strip().lower() if isinstance(kind, str) else kind
     if key == "none":
@@ -578,7 +565,5 @@ def make_augment(kind: str, **kw: Any) -> AugmentPipe | DiffAugment | None:
     if key in ("ada", "fixed"):
         if key == "fixed" and "p" not in kw:
             raise ValueError("augment 'fixed' needs a probability p (e.g. p=0.2); use 'ada' to tune it automatically")
-        pipe = AugmentPipe(**kw)
-        pipe.adaptive = key == "ada"
-        return pipe
+        return AugmentPipe(**kw)
     raise ValueError(f"unknown augmentation kind {kind!r}; choose one of {', '.join(AUGMENT_KINDS)}")

@@ -319,7 +319,7 @@ def test_report_lists_every_file_left_out(tmp_path, pets):
     assert by_status["duplicate"]["reason"].endswith(str(pets / "cats" / "0.png"))
     assert by_status["ignored"]["file"].endswith("notes.txt")
     assert data.summary() == {
-        "kept": 5, "skipped": 1, "duplicates": 1, "ignored": 1, "in_datasets": 0, "classes": 2, "resolution": 8,
+        "kept": 5, "skipped": 1, "duplicates": 1, "ignored": 1, "in_datasets": 0, "classes": 2, "captioned": False, "resolution": 8,
         "channels": 3,
     }  # fmt: skip
     custom = tmp_path / "reports" / "r.csv"

@@ -209,11 +209,10 @@ def _load_noting_skips(source: str, notes: list[str], *, resolution: int | None 
     from ..data import load_dataset
 
     ds = load_dataset(source, resolution=resolution, progress=progress)
-    left_out = getattr(ds, "left_out", [])
-    if left_out:
-        first, why = left_out[0]
+    if ds.left_out:
+        first, why = ds.left_out[0]
         notes.append(
-            f"note: {len(left_out)} file(s) in {source} were left out, e.g. {first} ({why}); "
+            f"note: {len(ds.left_out)} file(s) in {source} were left out, e.g. {first} ({why}); "
             f"`ganforge prepare {source} OUT.zip` writes a per-file report (OUT-report.csv)"
         )
     return ds
@@ -227,7 +226,7 @@ def _run_data(model: Any) -> str:
     except (OSError, ValueError, RecursionError):  # missing or damaged: the checkpoint's copy of the config
         saved = None
     data = saved.get("data") if isinstance(saved, dict) and isinstance(saved.get("data"), str) else None
-    data = data or getattr(getattr(model, "config", None), "data", None)
+    data = data or model.config.data  # a loaded Model's TrainConfig
     if not data:
         raise ConfigError(f"{cfg_path} does not name the training data; give the reference with --ref DATASET")
     return str(data)

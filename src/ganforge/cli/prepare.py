@@ -66,6 +66,13 @@ def _channel_name(c: int) -> str:
     help="Field or column that holds the label in a JSON/CSV labels file. [default: label, class or category]",
 )
 @click.option(
+    "--captions",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV (file,caption) or JSON ({file: caption}) of one caption per image, for text-to-image models "
+    "(images without one are skipped and reported).",
+)
+@click.option(
     "--folder-labels/--no-folder-labels",
     default=True,
     help="Without --labels, label images by their sub-folder's name.",
@@ -108,6 +115,7 @@ def prepare(
     dedupe: bool,
     labels: str | None,
     label_key: str | None,
+    captions: str | None,
     folder_labels: bool,
     overwrite: bool,
     report: str | None,
@@ -155,6 +163,7 @@ def prepare(
         labels=labels,
         label_key=label_key,
         folder_labels=folder_labels,
+        captions=captions,
         workers=workers,
     )
     opts.validate()
@@ -176,6 +185,8 @@ def prepare(
         line += f", classes {s['classes']} ({shown})"
     else:
         line += ", classes 0 (unlabelled)"
+    if data.captions is not None:
+        line += ", captioned"
     click.echo(line)
     _echo_left_out(data)
 
@@ -263,5 +274,7 @@ def datasets_export(name: str, dest: str) -> None:
     click.echo(f"wrote {s['images']:,} images of '{name}' to {where}")
     if "labels" in s:
         click.echo(f"labels: {s['labels']} ({s['classes']} classes)")
+    if "captions" in s:
+        click.echo(f"captions: {s['captions']}")
     if "attribution" in s:
         click.echo(f"license: {s['attribution']} (keep it with the images)")

@@ -209,7 +209,7 @@ def _resolved_family(cfg: TrainConfig, spec: dict) -> dict:
         return cfg.family
     try:
         with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-            built = getattr(family.build(dataclasses.replace(fam), data), "cfg", None)
+            built = family.build(dataclasses.replace(fam), data).cfg
         if dataclasses.is_dataclass(built) and type(built) is type(fam):
             fam = built
     except Exception:  # noqa: BLE001, S110 (a family that cannot build on the meta device: resolve_config's values)
@@ -234,8 +234,6 @@ def _resolved_family(cfg: TrainConfig, spec: dict) -> dict:
         out["depth"] = int(math.log2(data.resolution))
     if unset("dropout_layers") and out["dropout_layers"] < 0 and isinstance(out.get("depth"), int):
         out["dropout_layers"] = max(out["depth"] - 5, 0)  # "-1: depth - 5"
-    if unset("n_blocks") and out["n_blocks"] == 0 and hasattr(family, "blocks"):  # cyclegan: by resolution
-        out["n_blocks"] = family.blocks(fam, data)
     if unset("schedule_steps") and out["schedule_steps"] == 0:  # "0: the run's"
         out["schedule_steps"] = cfg.steps if cfg.kimg is None else max(1, math.ceil(cfg.kimg * 1000 / cfg.batch))
     return out

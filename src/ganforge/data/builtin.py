@@ -43,7 +43,10 @@ def _emoji(resolution: int | None, channels: int | None):
     tiles = (
         sheet.reshape(rows, t, cols, t, 3).transpose(0, 2, 1, 3, 4).reshape(rows * cols, t, t, 3)[:n]
     )  # (N, H, W, C)
-    ds = ImageDataset.from_numpy(tiles, np.array(meta["labels"]), meta["class_names"], name="emoji")
+    # Captions: each emoji's Unicode CLDR short name ("red heart", "flag Japan"; scripts/build_emoji_captions.py).
+    ds = ImageDataset.from_numpy(
+        tiles, np.array(meta["labels"]), meta["class_names"], name="emoji", captions=meta.get("captions")
+    )
     if channels is not None:
         ds = ds.with_channels(channels)
     if resolution is not None:
@@ -348,7 +351,7 @@ def export(name: str, dest: str | Path) -> dict[str, object]:
     relabelled or trained on like any user's folder.
 
     Image sets: `dest/images/*.png` plus `dest/labels.csv` (`file,label`, class names, paths relative to
-    `dest`) when labelled; paired sets: `dest/A/` and `dest/B/` with matching names (what `prepare --paired`
+    `dest`) when labelled, and `dest/captions.csv` (`file,caption`) when captioned; paired sets: `dest/A/` and `dest/B/` with matching names (what `prepare --paired`
     reads); unpaired sets: one folder per domain. `emoji` keeps its file names (Twemoji code points) and
     gets `ATTRIBUTION.md` (CC-BY 4.0). `dest` must not exist yet, so nothing is ever overwritten; the
     folder is written under a temporary name and renamed when complete. Returns a summary (counts, paths)."""
@@ -381,6 +384,12 @@ def export(name: str, dest: str | Path) -> dict[str, object]:
                     w.writerow(["file", "label"])
                     w.writerows((f"images/{f}", ds.class_names[int(k)]) for f, k in zip(files, ds.labels.tolist()))
                 summary.update(labels=str(dest / "labels.csv"), classes=len(ds.class_names))
+            if ds.texts is not None:  # `file,caption`, what `prepare --captions` reads
+                with open(tmp / "captions.csv", "w", newline="", encoding="utf-8") as fh:
+                    w = csv.writer(fh)
+                    w.writerow(["file", "caption"])
+                    w.writerows((f"images/{f}", c) for f, c in zip(files, ds.captions))
+                summary.update(captions=str(dest / "captions.csv"))
         else:
             sides = (ds.source, ds.target) if isinstance(ds, PairedDataset) else (ds.a, ds.b)
             folders = ["A", "B"] if isinstance(ds, PairedDataset) else list(ds.domains)

@@ -3,10 +3,12 @@
 Small-data GAN work fits in memory (3,786 emoji at 64 px are 46 MB), and indexing a uint8 tensor is
 far faster than a DataLoader with workers, so there is no DataLoader here.
 
-Every dataset answers the same few calls, so the training loop never asks what kind it holds:
-`spec()`, `len()`, `to(device)`, `stream(batch, seed, xflip=...)` (an endless, resumable stream of
+Every dataset is a `Dataset`: it answers the same few calls, so the training loop never asks what kind
+it holds: `spec()`, `len()`, `to(device)`, `stream(batch, seed, xflip=...)` (an endless, resumable stream of
 `Batch`es, with the dataset's own augmentation: a pair's two sides are cropped and flipped together)
-and `preview(n)` (fixed examples for sample grids and diagnostics). The kinds:
+and `preview(n)` (fixed examples for sample grids and diagnostics); and it has the attributes `Dataset`
+declares (labels, classes, files left out, a point mixture's modes), with defaults for the kinds they do
+not apply to, so callers read them instead of probing with `getattr`. The kinds:
 
 - `ImageDataset`: images with optional labels (`image`, `label`);
 - `PointDataset`: low-dimensional points (`points`);
@@ -18,9 +20,10 @@ and `preview(n)` (fixed examples for sample grids and diagnostics). The kinds:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,8 +33,45 @@ from ..errors import DataError
 from ..spec import EXAMPLE_CAPTIONS, Batch, DataSpec, decode_text, encode_text
 
 
+class Dataset(ABC):
+    """What every dataset kind has. The kinds are dataclasses that set what applies to them as fields (an
+    `ImageDataset`'s labels, a `PointDataset`'s mixture); the rest keep these class-level defaults."""
+
+    kind: ClassVar[str]  # the data kind (spec.DATA_KINDS): "image", "points", "paired", "unpaired", "superres"
+    name: str = ""
+    labels: torch.Tensor | None = None  # int64 (N,) class labels; None: unlabelled
+    class_names: Sequence[str] = ()
+    left_out: Sequence[tuple[str, str]] = ()  # (file, reason): what the prepare of a raw folder or zip skipped
+    centers: torch.Tensor | None = None  # point data: (M, D) mixture means, for mode counting; None: no known modes
+    std: float = 0.0  # point data: the mixture components' standard deviation
+
+    @property
+    def num_classes(self) -> int:
+        """Classes of the labels (0: unlabelled)."""
+        return 0
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def spec(self, *, conditional: bool = True) -> DataSpec:
+        """What a family needs to know to model this data (conditional False: ignore the labels)."""
+
+    @abstractmethod
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same data on `device`."""
+
+    @abstractmethod
+    def stream(self, batch: int, seed: int, *, xflip: bool = False) -> BatchStream:
+        """An endless, resumable stream of batches (with `xflip`, mirrored at random)."""
+
+    @abstractmethod
+    def preview(self, n: int) -> Batch:
+        """Up to n fixed examples, for sample grids and diagnostics."""
+
+
 @dataclass
-class ImageDataset:
+class ImageDataset(Dataset):
     """Images as uint8 (N, C, H, W) with optional int64 labels (N,) and captions (N, TEXT_BYTES) uint8
     (`spec.encode_text`; batches carry them as `text`)."""
 
@@ -157,7 +197,7 @@ class ImageDataset:
 
 
 @dataclass
-class PointDataset:
+class PointDataset(Dataset):
     """Low-dimensional point data (e.g. the 2-D Gaussian mixtures) as float (N, D)."""
 
     points: torch.Tensor
@@ -177,10 +217,6 @@ class PointDataset:
 
     def preview(self, n: int) -> Batch:
         return {"points": self.points[:n]}
-
-    @property
-    def num_classes(self) -> int:
-        return 0
 
     def spec(self, *, conditional: bool = True) -> DataSpec:
         return DataSpec(kind="points", resolution=0, channels=0, dim=int(self.points.shape[1]))
@@ -310,7 +346,7 @@ def _flip_mask(n: int, device: torch.device) -> torch.Tensor:
 
 
 @dataclass
-class PairedDataset:
+class PairedDataset(Dataset):
     """Aligned pairs as uint8 (N, C, H, W) tensors of one size (channels may differ), e.g. edges and
     photos. Batches crop both sides at the same place and flip them together (pix2pix's jitter: store
     at 286 px, train on random 256 px crops)."""
@@ -364,7 +400,7 @@ class PairedDataset:
 
 
 @dataclass
-class UnpairedDataset:
+class UnpairedDataset(Dataset):
     """Two domains as uint8 (N_A, C, H, W) and (N_B, C, H, W), with no correspondence (CycleGAN). Each
     domain has its own shuffled order; a batch holds `A` and `B` drawn independently."""
 
@@ -415,7 +451,7 @@ class UnpairedDataset:
 
 
 @dataclass
-class SuperResDataset:
+class SuperResDataset(Dataset):
     """Super-resolution pairs made on the fly from high-resolution images (N, C, H, W) uint8: random
     `crop`-pixel HR crops (flipped at random) and their `scale`x smaller versions by bicubic downscaling
     with antialiasing, so any folder of photos is training data."""
@@ -471,9 +507,6 @@ def degrade(hr: torch.Tensor, scale: int) -> torch.Tensor:
     h, w = hr.shape[-2:]
     lr = F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
     return lr.clamp_(-1.0, 1.0)
-
-
-Dataset = ImageDataset | PointDataset | PairedDataset | UnpairedDataset | SuperResDataset
 
 
 def as_kind(ds: Dataset, kinds: tuple[str, ...], **options: Any) -> Dataset:

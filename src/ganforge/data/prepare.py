@@ -90,6 +90,7 @@ from ..images import (
     too_large,
 )
 from ..images import pixel_limit as pixel_limit  # re-exported: the limit the module docstring names
+from ..text import text_problem
 from ..vocab import FITS, RESAMPLE_FILTERS
 from .archive import (
     _TEMP,
@@ -127,6 +128,7 @@ class PrepareOptions:
     labels: str | None = None  # CSV (file,label) or JSON ({file: label} or [[file, label], ...]) file
     label_key: str | None = None  # JSON field / CSV column holding the label [default: label, class, category]
     folder_labels: bool = True  # without a labels file: label images by their first sub-folder's name
+    captions: str | None = None  # CSV (file,caption) or JSON ({file: caption}): one caption per image (text-to-image)
     workers: int = 1  # processes that decode images (0: one per CPU core)
     half: str | None = None  # "left" | "right": that half of side-by-side A|B images (paired data); None: all
 
@@ -161,6 +163,7 @@ class PreparedData:
     labels: np.ndarray | None  # int64 (N,) indices into class_names, or None when unlabelled
     class_names: list[str]
     files: list[str]  # source of each kept image (a path, or "archive.zip:member")
+    captions: list[str] | None = None  # one per kept image, with --captions
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (dropped, kept)
     ignored: list[str] = field(default_factory=list)  # non-image and hidden files, left alone
@@ -184,6 +187,7 @@ class PreparedData:
             "ignored": len(self.ignored),
             "in_datasets": sum(n for _, n in self.in_datasets),
             "classes": len(self.class_names) if self.labels is not None else 0,
+            "captioned": self.captions is not None,
             "resolution": self.resolution,
             "channels": int(self.images.shape[3]) if self.images.ndim == 4 else 0,
         }
@@ -379,11 +383,11 @@ def _label_value(value: object, key: str | None, where: str) -> str | None:
     return text or None
 
 
-def _read_json_labels(path: Path, key: str | None) -> list[tuple[str, str | None]]:
+def _read_json_labels(path: Path, key: str | None, what: str = "labels") -> list[tuple[str, str | None]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"labels file {path} is not valid JSON ({exc}); fix it or give a CSV file,label file") from exc
+        raise DataError(f"{what} file {path} is not valid JSON ({exc}); fix it or give a CSV file,label file") from exc
     if isinstance(data, dict) and isinstance(data.get("labels"), list) and len(data) <= 2:
         data = data["labels"]  # a dataset.json-style {"labels": [[file, label], ...]}
     pairs: list[tuple[str, str | None]] = []
@@ -400,19 +404,19 @@ def _read_json_labels(path: Path, key: str | None) -> list[tuple[str, str | None
                 pairs.append((str(entry[fkey]), _label_value(rest, key, str(path))))
             else:
                 raise DataError(
-                    f"labels file {path}: cannot read entry {json.dumps(entry)[:60]}; "
+                    f"{what} file {path}: cannot read entry {json.dumps(entry)[:60]}; "
                     'use {"file": "label", ...} or [["file", "label"], ...]'
                 )
     else:
-        raise DataError(f'labels file {path} must hold {{"file": "label", ...}} or [["file", "label"], ...]')
+        raise DataError(f'{what} file {path} must hold {{"file": "label", ...}} or [["file", "label"], ...]')
     return pairs
 
 
-def _read_csv_labels(path: Path, key: str | None) -> list[tuple[str, str | None]]:
+def _read_csv_labels(path: Path, key: str | None, what: str = "labels") -> list[tuple[str, str | None]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"labels file {path} is not UTF-8 text; save it as a UTF-8 CSV (file,label)") from exc
+        raise DataError(f"{what} file {path} is not UTF-8 text; save it as a UTF-8 CSV (file,label)") from exc
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
@@ -429,12 +433,12 @@ def _read_csv_labels(path: Path, key: str | None) -> list[tuple[str, str | None]
         if cols:
             label_col = cols[0]
         elif key:
-            raise DataError(f"labels file {path} has no column '{key}' (columns: {', '.join(header)}); fix --label-key")
+            raise DataError(f"{what} file {path} has no column '{key}' (columns: {', '.join(header)}); fix --label-key")
         file_col = next((i for i, h in enumerate(header) if h in _FILE_HEADERS), 0)
     pairs = []
     for row in rows:
         if len(row) <= max(file_col, label_col):
-            raise DataError(f"labels file {path}: row {','.join(row)!r} has no label; each row needs file,label")
+            raise DataError(f"{what} file {path}: row {','.join(row)!r} has no label; each row needs file,label")
         pairs.append((row[file_col].strip(), _label_value(row[label_col], None, str(path))))
     return pairs
 
@@ -447,16 +451,16 @@ def _split_path(text: str) -> tuple[str, ...]:
 class _LabelFile:
     """A labels file, looked up by the trailing components of an image's path (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike, key: str | None) -> None:
-        self.path = Path(path).expanduser()
+    def __init__(self, path: str | os.PathLike, key: str | None, what: str = "label") -> None:
+        self.path, self.what = Path(path).expanduser(), what
         if not self.path.is_file():
             raise DataError(
-                f"labels file {path} does not exist; give a CSV (file,label) or JSON ({{file: label}}) file"
+                f"{what}s file {path} does not exist; give a CSV (file,{what}) or JSON ({{file: {what}}}) file"
             )
         reader = _read_json_labels if self.path.suffix.lower() == ".json" else _read_csv_labels
-        pairs = reader(self.path, key)
+        pairs = reader(self.path, key, f"{what}s")
         if not pairs:
-            raise DataError(f"labels file {path} lists no files; add one line per image: file,label")
+            raise DataError(f"{what}s file {path} lists no files; add one line per image: file,{what}")
         self.by_name: dict[str, list[tuple[tuple[str, ...], str | None]]] = {}
         for f, label in pairs:
             parts = _split_path(f)
@@ -476,9 +480,9 @@ class _LabelFile:
                 elif k == best_k:
                     best.append(label)
         if not best or all(b is None for b in best):
-            return None, f"no label in {self.path.name}"
+            return None, f"no {self.what} in {self.path.name}"
         if len(set(best)) > 1:
-            return None, f"ambiguous label: {self.path.name} has several entries that match; use paths, not bare names"
+            return None, f"ambiguous {self.what}: {self.path.name} has several entries that match; use paths, not bare names"
         return best[0], ""
 
 
@@ -758,6 +762,7 @@ def prepare(
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     label_file = _LabelFile(opts.labels, opts.label_key) if opts.labels is not None else None  # its errors first
+    caption_file = _LabelFile(opts.captions, "caption", what="caption") if opts.captions is not None else None
     excluded = {os.path.abspath(os.path.expanduser(e)) for e in exclude}
     scan = _scan_sources(sources, excluded)
     if not scan.items:
@@ -784,6 +789,18 @@ def prepare(
             else:
                 todo.append((item, item.rel[0] if by_folder else None))
     labelled = opts.labels is not None or any(label is not None for _, label in todo)
+    captions_of: dict[int, str] = {}
+    if caption_file is not None:  # an image without a usable caption is skipped, with the reason
+        kept = []
+        for item, label in todo:
+            caption, reason = caption_file.lookup(item)
+            problem = reason or text_problem(caption)
+            if problem:
+                skipped.append((item.display, problem.replace("the prompt", "the caption")))
+            else:
+                captions_of[id(item)] = caption
+                kept.append((item, label))
+        todo = kept
 
     with ExitStack() as stack:
         opener = _Opener(stack)
@@ -802,6 +819,7 @@ def prepare(
         images: list[np.ndarray] = []
         files: list[str] = []
         kept_labels: list[str] = []
+        kept_captions: list[str] = []
         reduced: list[bool] = []
         duplicates: list[tuple[str, str]] = []
         seen: dict[bytes, str] = {}
@@ -820,6 +838,7 @@ def prepare(
             images.append(arr)
             files.append(item.display)
             kept_labels.append(label or "")
+            kept_captions.append(captions_of.get(id(item), ""))
             reduced.append(reason == _REDUCED)
 
     if not images:
@@ -835,6 +854,7 @@ def prepare(
         labels=labels,
         class_names=class_names,
         files=files,
+        captions=kept_captions if caption_file is not None else None,
         skipped=skipped,
         duplicates=duplicates,
         ignored=scan.ignored,
@@ -907,12 +927,16 @@ def _same_or_inside(inner: Path, outer: Path) -> bool:
         node = node.parent
 
 
-def _check_overlap(sources: Sequence[str | os.PathLike], dest: Path, report: Path | None, labels: str | None) -> None:
+def _check_overlap(
+    sources: Sequence[str | os.PathLike], dest: Path, report: Path | None, labels: str | None, captions: str | None = None
+) -> None:
     """Refuse a destination or report that is, holds, or lies inside an input: replacing it would delete
     the images being prepared (and whatever else sits beside them). `report` None: the destination only."""
     inputs = [(Path(src).expanduser(), "source") for src in sources]
     if labels is not None:
         inputs.append((Path(labels).expanduser(), "labels file"))
+    if captions is not None:
+        inputs.append((Path(captions).expanduser(), "captions file"))
     for path, what in inputs:
         if not path.exists():
             continue  # the scan (or the labels reader) names it
@@ -1028,7 +1052,7 @@ def prepare_to(
         sources = [sources]
     dest = _checked_destination(sources, dest, opts.labels)
     report = Path(report_path).expanduser() if report_path is not None else default_report_path(dest)
-    _check_overlap(sources, dest, report, opts.labels)
+    _check_overlap(sources, dest, report, opts.labels, opts.captions)
     _check_dest(dest, overwrite)
     _check_report(report)
     data = prepare(sources, opts, progress=progress, exclude=[dest, report])
@@ -1036,7 +1060,9 @@ def prepare_to(
         data,
         dest,
         report,
-        lambda: write_archive(ArchiveData(data.images, data.labels, data.class_names), dest, overwrite=overwrite),
+        lambda: write_archive(
+            ArchiveData(data.images, data.labels, data.class_names, captions=data.captions), dest, overwrite=overwrite
+        ),
     )
 
 

@@ -210,14 +210,16 @@ class AdversarialFamily(Family):
     adversarial = True
     accumulates = True
 
+    def learning_rates(self, cfg: Any) -> dict[str, float]:
+        """G's and D's learning rates: `lr` for both. Families whose Config has `lr_g` / `lr_d` override this
+        (a setting that is not 0 replaces `lr` for its network)."""
+        lr = self.learning_rate(cfg)
+        return {"G": lr, "D": lr}
+
     def optimizers(self, nets: Networks, cfg: Any) -> dict[str, torch.optim.Optimizer]:
-        """Adam(lr, (beta1, beta2)) for G and D; `lr_g` / `lr_d`, where the config has them and they
-        are not 0, override `lr` for one network."""
+        """Adam(lr, (beta1, beta2)) for G and D, at their `learning_rates`."""
         betas = (cfg.beta1, cfg.beta2)
-        return {
-            "G": torch.optim.Adam(nets["G"].parameters(), lr=getattr(cfg, "lr_g", 0.0) or cfg.lr, betas=betas),
-            "D": torch.optim.Adam(nets["D"].parameters(), lr=getattr(cfg, "lr_d", 0.0) or cfg.lr, betas=betas),
-        }
+        return {name: torch.optim.Adam(nets[name].parameters(), lr=lr, betas=betas) for name, lr in self.learning_rates(cfg).items()}
 
     def sample(self, nets: Networks, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         with point_precision(nets.spec, z.device):

@@ -212,6 +212,12 @@ class Family:
         Must be idempotent: the resolved values are saved and resolved again when the run is reloaded."""
         return cfg
 
+    def learning_rate(self, cfg: Any) -> float:
+        """The learning rate `--set lr=...` sets, which a divergence message suggests lowering: every built-in
+        family's Config names it `lr` (0 until `resolve_config` fills it, for families that pick it from the
+        data). A family whose Config has none overrides this with 0.0 (the message then suggests 1e-4)."""
+        return float(cfg.lr)
+
     def data_options(self, cfg: Any) -> dict[str, Any]:
         """How to make this family's kind of data from a plain image dataset (e.g. a super-resolution
         family's scale and crop size); see `data.dataset.as_kind`."""

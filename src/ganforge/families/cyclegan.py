@@ -21,7 +21,7 @@ bit-identical.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -210,6 +210,7 @@ class CycleGAN(Family):
         return cfg.n_blocks or (9 if spec.resolution >= 256 else 6)
 
     def build(self, cfg: CycleGANConfig, spec: DataSpec) -> Networks:
+        """The networks, with the config they were built with: `n_blocks` 0 resolved (the saved config keeps 0)."""
         c, nb = spec.channels, self.blocks(cfg, spec)
         nl = patch_layers(spec.resolution, cfg.n_layers)
         nets = Networks(
@@ -219,7 +220,7 @@ class CycleGAN(Family):
                 "D_A": PatchDiscriminator(c, cfg.ndf, nl, cfg.norm),
                 "D_B": PatchDiscriminator(c, cfg.ndf, nl, cfg.norm),
             },
-            cfg=cfg, spec=spec,
+            cfg=replace(cfg, n_blocks=nb), spec=spec,
         )
         nets.state["pools"] = {"A": ImagePool(cfg.pool_size), "B": ImagePool(cfg.pool_size)}
         nets.apply(init_normal)
@@ -241,7 +242,7 @@ class CycleGAN(Family):
         real_a, real_b = batch["A"], batch["B"]
 
         # The learning rate for this step (constant, then linear decay), from the step alone.
-        total = cfg.schedule_steps or int(getattr(ctx, "total_steps", 0) or 0)
+        total = cfg.schedule_steps or ctx.total_steps
         scale = lr_factor(step, total, cfg.lr_decay_from)
         for opt in opts.values():
             for group in opt.param_groups:

@@ -67,6 +67,9 @@ class DCGAN(AdversarialFamily):
         projected.resolve(cfg, spec)
         return cfg
 
+    def learning_rates(self, cfg: DCGANConfig) -> dict[str, float]:
+        return {"G": cfg.lr_g or cfg.lr, "D": cfg.lr_d or cfg.lr}  # "0: use lr"
+
     def latent_shape(self, cfg: DCGANConfig, spec: DataSpec) -> tuple[int, ...]:
         return (cfg.nz,)
 

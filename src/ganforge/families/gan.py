@@ -114,6 +114,9 @@ class GAN(AdversarialFamily):
                 "(use --resolution 32 or 64, or --model dcgan)"
             )
 
+    def learning_rates(self, cfg: GANConfig) -> dict[str, float]:
+        return {"G": cfg.lr_g or cfg.lr, "D": cfg.lr_d or cfg.lr}  # "0: use lr"
+
     def latent_shape(self, cfg: GANConfig, spec: DataSpec) -> tuple[int, ...]:
         return (resolve(cfg, spec).nz,)
 
@@ -140,7 +143,7 @@ class GAN(AdversarialFamily):
         if cfg.lr_halflife > 0:
             # A function of the step alone, so that a resumed run follows the same schedule.
             decay = 0.5 ** (step / cfg.lr_halflife)
-            for name, base in (("G", cfg.lr_g or cfg.lr), ("D", cfg.lr_d or cfg.lr)):
+            for name, base in self.learning_rates(cfg).items():
                 for group in opts[name].param_groups:
                     group["lr"] = base * decay
         with point_precision(nets.spec, ctx.device):

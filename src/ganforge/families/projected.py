@@ -26,7 +26,8 @@ def default_size(resolution: int) -> int:
 
 
 def wanted(cfg: Any) -> bool:
-    return getattr(cfg, "d", "") == "projected"
+    """Whether a config with the `d` setting (dcgan's, fastgan's) asks for the projected discriminator."""
+    return cfg.d == "projected"
 
 
 def check(cfg: Any, spec: DataSpec, own: str) -> None:

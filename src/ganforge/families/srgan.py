@@ -259,7 +259,7 @@ class SRGAN(Family):
     def pretrain_steps(cfg: SRGANConfig, ctx: StepContext) -> int:
         if cfg.pretrain_steps >= 0:
             return cfg.pretrain_steps
-        total = cfg.schedule_steps or int(getattr(ctx, "total_steps", 0) or 0)
+        total = cfg.schedule_steps or ctx.total_steps
         return total // 2 if total > 0 else PRETRAIN_FALLBACK
 
     @staticmethod

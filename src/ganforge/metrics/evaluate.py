@@ -28,6 +28,8 @@ from .. import __version__, distributed
 from ..data.dataset import ImageDataset, PointDataset, load_dataset
 from ..errors import ConfigError, DataError
 from ..images import quantize
+from ..sample.model import Model
+from ..spec import DataSpec
 from . import weights as W
 from .cache import STATS_VERSION, RealStats, dataset_sha256, load_stats, save_stats, stats_path
 from .classes import class_coverage, class_histogram
@@ -627,15 +629,14 @@ class Evaluator:
         self.last_real_source = "+".join(sorted(sources))
         return result
 
-    def label_counts(self, spec: Any) -> list[int] | None:
+    def label_counts(self, spec: DataSpec) -> list[int] | None:
         """The real data's class histogram, for drawing a conditional generator's classes with the real
         frequencies (as StyleGAN2-ADA's metrics do); None when the model is unconditional or the real data
         is unlabelled or has other classes than the model."""
-        labels, k = self.real.labels, int(getattr(spec, "num_classes", 0) or 0)
+        labels, k = self.real.labels, spec.num_classes
         if k < 1 or labels is None or self.real.num_classes != k:
             return None
-        names = list(getattr(spec, "class_names", []) or [])
-        real_names = list(getattr(self.real, "class_names", []) or [])
+        names, real_names = list(spec.class_names), list(self.real.class_names)
         if names and real_names and names != real_names:
             return None
         return torch.bincount(torch.as_tensor(labels).long().flatten(), minlength=k)[:k].tolist()
@@ -722,7 +723,7 @@ class Evaluator:
         `fn(start, count)` called for images 0..num-1, or a `ganforge.load(...)` Model (seeds 0..num-1). Returns a flat dict (see RESULT_KEYS) plus what the
         numbers were computed with."""
         t0 = time.perf_counter()
-        if hasattr(fake, "generate") and hasattr(fake, "spec"):  # a ganforge Model: image i = seed i
+        if isinstance(fake, Model):  # a `ganforge.load(...)` model: image i = seed i
             fake = generator_from_model(fake, batch=self.batch, label_counts=self.label_counts(fake.spec))
         if callable(fake) and not isinstance(fake, (torch.Tensor, ImageDataset)):
             if num is None or num < 1:

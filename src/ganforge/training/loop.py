@@ -411,16 +411,15 @@ def _load_data(run: RunFolder, family: Any, engine: Engine, *, progress: bool, s
         cfg.data, resolution=cfg.resolution, channels=cfg.channels, progress=progress,
         kinds=family.data_kinds, options=family.data_options(_family_config(family, cfg)),
     )
-    left_out = getattr(data, "left_out", [])  # files of a raw folder or zip that could not be used, and why
-    if left_out:
-        first, why = left_out[0]
+    if data.left_out:  # files of a raw folder or zip that could not be used, and why
+        first, why = data.left_out[0]
         say(
-            f"note: {len(left_out)} file(s) in {cfg.data} were left out, e.g. {first} ({why}); "
+            f"note: {len(data.left_out)} file(s) in {cfg.data} were left out, e.g. {first} ({why}); "
             f"'ganforge prepare {cfg.data} DEST' writes a report naming each one"
         )
-    if cfg.cond and getattr(data, "num_classes", 0) == 0:
+    if cfg.cond and data.num_classes == 0:
         raise ConfigError(f"--cond needs labelled data, and {cfg.data} has no labels; prepare it with labels or drop --cond")
-    if cfg.class_balance and getattr(data, "labels", None) is None:
+    if cfg.class_balance and data.labels is None:
         raise ConfigError(f"--class-balance draws the classes of a labelled set, and {cfg.data} has no labels; drop --class-balance")
     note = cap_batch(cfg, len(data), group.world_size) if data.kind in ("image", "points") and not run.resuming else None
     if note:
@@ -863,14 +862,14 @@ def _check_finite(step: int, rec: dict[str, Any], run: RunFolder, lower_lr: str)
 def _lower_lr(family: Any, fam_cfg: Any, spec: DataSpec, batch: int) -> str:
     """A learning rate to suggest after a divergence: the family's own default for this data when the run's
     is higher, else a tenth of the run's."""
-    lr = getattr(fam_cfg, "lr", None)
+    lr = family.learning_rate(fam_cfg)
     try:
-        default = getattr(family.resolve_config(family.default_config(), spec, batch), "lr", None)
+        default = family.learning_rate(family.resolve_config(family.default_config(), spec, batch))
     except Exception:  # noqa: BLE001 (a suggestion only)
-        default = None
-    if not isinstance(lr, (int, float)) or lr <= 0:
-        return f"{default:.2g}" if isinstance(default, (int, float)) and default > 0 else "1e-4"
-    return f"{default:.2g}" if isinstance(default, (int, float)) and 0 < default < lr else f"{lr / 10:.2g}"
+        default = 0.0
+    if lr <= 0:
+        return f"{default:.2g}" if default > 0 else "1e-4"
+    return f"{default:.2g}" if 0 < default < lr else f"{lr / 10:.2g}"
 
 
 def _diverged(what: str, run: RunFolder, lower: str) -> str:

@@ -9,11 +9,11 @@ plot over the mixture's modes, with mode counting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..data.kinds import Dataset
 from ..sample.grid import make_grid, render_points, save_png
 from ..sample.latents import labels_for_seeds
 from ..sample.sampler import Sampler
@@ -30,7 +30,7 @@ def _displayable(x: torch.Tensor, size: int, channels: int) -> torch.Tensor:
 
 
 class Previews:
-    def __init__(self, sampler: Sampler, data: Any, grid_size: int, diag: Diagnostics) -> None:
+    def __init__(self, sampler: Sampler, data: Dataset, grid_size: int, diag: Diagnostics) -> None:
         self.sampler, self.data, self.diag = sampler, data, diag
         self.spec = sampler.spec
         self.seeds = list(range(grid_size))
@@ -59,16 +59,15 @@ class Previews:
         many = self.sampler.run(
             _noise(self.sampler.latent_shape, 2500, torch.Generator().manual_seed(1)), batch=2500, out_device=None
         )
-        centers = getattr(self.data, "centers", None)
-        save_png(render_points(many, centers=centers), path)
+        save_png(render_points(many, centers=self.data.centers), path)
         real = self.data.preview(2500)["points"]
-        return self.diag.observe_points(step, many, real, centers, getattr(self.data, "std", 0.0))
+        return self.diag.observe_points(step, many, real, self.data.centers, self.data.std)
 
     def _write_grid(self, step: int, path: Path) -> list[str]:
         out = self.sampler.seeds(self.seeds, batch=len(self.seeds), out_device=None)
         save_png(make_grid(out.float()), path)
         grid_labels = labels_for_seeds(self.seeds, self.spec.num_classes, device=out.device)
-        if grid_labels is not None and getattr(self.data, "labels", None) is not None:
+        if grid_labels is not None and self.data.labels is not None:
             # Up to 16 real images of each class in the grid, for the per-class diversity check.
             ref = self.data.class_examples(grid_labels.unique().tolist(), per_class=16)
             return self.diag.observe_samples(step, out, ref["image"], grid_labels, ref["label"])
