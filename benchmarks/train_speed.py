@@ -38,8 +38,10 @@ Sharing mode (--sharing, issue 29). `ganforge train` with its default options (t
 runs as its own process: alone, then two at once, then two at once with `--threads N` (N = the cores, what every
 torch process did by default before the thread governor: the "before" row of the same run). Each run's img/s is
 the median of its metrics.jsonl windows in the second half of its time (start-up and warm-up left out);
-`concurrent_fraction` is the smaller of the two concurrent runs' img/s over the solo img/s. The studio beside a
-training is not measured here yet.
+`concurrent_fraction` is the smaller of the two concurrent runs' img/s over the solo img/s. Then the studio
+(`ganforge serve`, default options) serves the solo run's generator (the default 32 px DCGAN): generate.png
+latency alone, then while a default training runs beside it and a client asks for one image every 0.2 s
+(`beside_studio_fraction`: that training's img/s over solo; `studio_p50_ms_under_training`).
 """
 
 from __future__ import annotations
@@ -701,6 +703,60 @@ def _train_procs(folder: Path, names: list[str], seconds: float, extra: list[str
     return rates
 
 
+def _studio_beside_training(folder: Path, seconds: float) -> dict[str, Any]:
+    """`ganforge serve` on `folder` (its run "solo"): generate.png latency alone, then beside a default training."""
+    import socket
+    import threading
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", str(folder), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api/runs/solo/generate.png?seed="
+
+    def ask(seed: int) -> float:
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url + str(seed), timeout=60) as r:
+            r.read()
+        return (time.perf_counter() - t0) * 1000
+
+    try:
+        for _ in range(300):  # the server starts
+            try:
+                ask(0)
+                break
+            except OSError:
+                time.sleep(0.1)
+        alone = [ask(s) for s in range(1, 41)]
+        under: list[float] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            time.sleep(seconds / 2)  # the training's second half, as its img/s is measured
+            s = 100
+            while not stop.is_set():
+                under.append(ask(s))
+                s += 1
+                time.sleep(0.2)
+
+        th = threading.Thread(target=client, daemon=True)
+        th.start()
+        beside = _train_procs(folder, ["e"], seconds, [])[0]
+        stop.set()
+        th.join(60)
+    finally:
+        server.terminate()
+        server.wait(30)
+    under.sort()
+    return {
+        "studio_p50_ms_alone": statistics.median(alone), "studio_p50_ms_under_training": statistics.median(under),
+        "studio_p90_ms_under_training": under[int(0.9 * (len(under) - 1))], "studio_requests_under_training": len(under),
+        "beside_img_s": beside,
+    }
+
+
 def sharing_main(args: argparse.Namespace, argv: list[str] | None) -> None:
     import os
 
@@ -716,10 +772,16 @@ def sharing_main(args: argparse.Namespace, argv: list[str] | None) -> None:
         print(f"two at once, default threads (governor)     {two[0]:8.1f} / {two[1]:.1f} img/s  ({min(two) / solo:.2f} of solo)")
         fixed = _train_procs(folder, ["c", "d"], t, ["--threads", str(cores)])
         print(f"two at once, --threads {cores} each (before)      {fixed[0]:8.1f} / {fixed[1]:.1f} img/s  ({min(fixed) / solo:.2f} of solo)")
+        studio = _studio_beside_training(folder, t)
         rows = {
+            **studio,
             "solo_img_s": solo, "concurrent_img_s": two, "concurrent_fraction": min(two) / solo,
             "concurrent_fixed_threads_img_s": fixed, "concurrent_fixed_threads_fraction": min(fixed) / solo,
         }
+    rows["beside_studio_fraction"] = rows.pop("beside_img_s") / solo
+    print(f"studio alone: generate.png p50 {rows['studio_p50_ms_alone']:.1f} ms; beside a training: p50 "
+          f"{rows['studio_p50_ms_under_training']:.1f} ms (goal <= 100), p90 {rows['studio_p90_ms_under_training']:.1f} ms; "
+          f"the training kept {rows['beside_studio_fraction']:.2f} of solo (goal >= 0.70)")
     print(f"concurrent_fraction {rows['concurrent_fraction']:.2f} (goal >= 0.45); with every core each: "
           f"{rows['concurrent_fixed_threads_fraction']:.2f}")
     _common.write_json(args.json, {"mode": "sharing", "cores": cores, "cpu_features": _common.cpu_features(),

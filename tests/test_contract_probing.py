@@ -13,7 +13,7 @@ import ganforge
 PKG = Path(ganforge.__file__).parent
 
 # Names that hold ganforge contract objects, as variables or attributes (`self.data`, `family.build(...)`).
-WATCHED = frozenset({"family", "fam", "data", "ds", "dataset", "spec", "ctx", "nets", "real", "fake", "sampler"})
+WATCHED = frozenset({"family", "fam", "fam_cfg", "data", "ds", "dataset", "spec", "ctx", "nets", "real", "fake", "sampler", "model", "aug"})
 
 # Probing that is allowed although it involves a watched name: only of third-party objects (a library's
 # module, an exception, PIL), never of ganforge's own. Key: (path under src/ganforge, the call as

@@ -151,3 +151,31 @@ class ThreadGovernor:
     def _apply(self, n: int) -> None:
         self._set(n)
         self.threads = n
+
+
+class RequestThreads:
+    """The studio's thread count per request (`ganforge serve --threads 0`): every usable core, or the cores other
+    processes leave free when they keep some busy (a training beside it), re-read at most once a second. A
+    request that computes with every core while a training does makes both many times slower."""
+
+    def __init__(self, probe: LoadProbe | None = None, *, set_threads=None, interval: float = 1.0) -> None:
+        import torch
+
+        self.probe = probe or LoadProbe()
+        self.cores = len(self.probe.cores)
+        self._set = set_threads or torch.set_num_threads
+        self.threads = min(self.cores, torch.get_num_threads())
+        self.interval = interval
+        self._last = -math.inf
+        self.probe.reset()
+
+    def apply(self) -> int:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            others = self.probe.read()
+            want = self.cores if others is None else threads_for(self.cores, others)
+            if want != self.threads:
+                self._set(want)
+                self.threads = want
+        return self.threads

@@ -134,3 +134,25 @@ def test_fixed_threads_turn_the_governor_off(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert res.step == 2
+
+
+def test_studio_requests_leave_a_training_its_cores(monkeypatch):
+    """`serve --threads 0`: a request computes with every core, or with the cores a training leaves free."""
+    from ganforge.cpu_share import RequestThreads
+
+    applied = []
+    req = RequestThreads(FakeProbe(2, [0.1, 1.2, 1.1, 0.0]), set_threads=applied.append, interval=0)
+    req.threads = 2
+    assert req.apply() == 2 and applied == []  # quiet: every core
+    assert req.apply() == 1 and applied == [1]  # a training keeps a core busy: one thread
+    assert req.apply() == 1
+    assert req.apply() == 2 and applied == [1, 2]
+
+
+def test_studio_threads_are_re_read_at_most_once_a_second():
+    from ganforge.cpu_share import RequestThreads
+
+    req = RequestThreads(FakeProbe(2, [1.0]), set_threads=lambda n: None, interval=60)
+    req.threads = 2
+    assert req.apply() == 1
+    assert req.apply() == 1  # within the interval: no probe (FakeProbe would raise on an empty list)

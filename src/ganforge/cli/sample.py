@@ -3,6 +3,7 @@ and `project`."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -500,8 +501,9 @@ def translate_files(
         raise ConfigError(
             f"{run} is a {model.family.name} model ({model.spec.kind} data); `ganforge {command}` needs {needs}"
         )
-    if preset is not None and getattr(model.fam_cfg, "preset", None) != preset:
-        has = getattr(model.fam_cfg, "preset", "") or ""
+    settings = dataclasses.asdict(model.fam_cfg)  # the family's declared settings
+    if preset is not None and settings.get("preset") != preset:
+        has = settings.get("preset") or ""
         trained = f"trained with preset={has}" if has else "trained without a preset"
         raise ConfigError(
             f"{run} is a {model.family.name} model {trained}; `ganforge {command}` needs a pix2pix run trained with "

@@ -39,8 +39,8 @@ def is_loopback(host: str) -> bool:
     "--threads",
     type=click.IntRange(0, 256),
     default=0,
-    help="CPU threads per generation (torch intra-op); 0: torch's default, every core. Use 1 while training on the "
-    "same CPU: threads that compete for busy cores make each image many times slower.",
+    help="CPU threads per generation (torch intra-op); 0: every core, or the cores other processes (a training) "
+    "leave free, re-read at most once a second: threads that compete for busy cores make each image many times slower.",
 )
 @click.option("--cache", "cache_size", type=click.IntRange(1, 64), default=4, help="Models kept loaded (LRU).")
 def serve(
@@ -74,7 +74,10 @@ def serve(
             "anyone who can reach this port can use it. Add --token SECRET to require a bearer token.",
             err=True,
         )
-    app = create_app(root, token, device=device, cache_size=cache_size, allowed_hosts=LOOPBACK_NAMES if local else None)
+    app = create_app(
+        root, token, device=device, cache_size=cache_size, allowed_hosts=LOOPBACK_NAMES if local else None,
+        share_cpu=threads == 0,
+    )
     shown = f"[{host}]" if ":" in host else host
     query = "?token=…" if token else ""
     _check_port(host, port)

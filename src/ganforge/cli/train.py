@@ -90,7 +90,7 @@ def train(
             setattr(cfg, key, val)
     fam_cfg = family.default_config()
     if loss is not None:
-        if not hasattr(fam_cfg, "loss"):
+        if "loss" not in {f.name for f in dataclasses.fields(fam_cfg)}:  # the family's declared settings
             raise ConfigError(f"model '{cfg.model}' has a fixed loss; drop --loss")
         fam_cfg.loss = loss
     apply_overrides(cfg, fam_cfg, list(overrides))

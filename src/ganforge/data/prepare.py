@@ -1160,6 +1160,8 @@ def _check_two_sided_options(kind: str, opts: PrepareOptions) -> None:
         raise ConfigError(
             f"--labels does not apply to --{kind} data (its two sub-folders are the two sides, not classes); drop --labels"
         )
+    if opts.captions is not None:
+        raise ConfigError(f"--captions does not apply to --{kind} data (image-to-image models read no text); drop it")
     opts.validate()
 
 
@@ -1190,7 +1192,23 @@ def prepare_two_sided(
     (pix2pix's facades, maps, edges2shoes). Paired files are matched by name (`_match_key`); a file
     without a partner is skipped with the reason. Side B is prepared at side A's resolution."""
     _check_two_sided_options(kind, opts)
-    exclude = list(exclude)
+    sides = _read_sides(_two_sided_folder(source, kind), kind, opts, progress, list(exclude))
+    a, b = sides.a, sides.b
+    if kind == "unpaired":
+        return sides.result("unpaired", a.images, b.images, a.files, b.files, np.concatenate([_reduced(a), _reduced(b)]))
+    ia, ib = _pair_by_name(sides)
+    src, tgt = a.images[ia], b.images[ib]
+    files_a, files_b = [a.files[i] for i in ia], [b.files[j] for j in ib]
+    red_a, red_b = _reduced(a)[ia], _reduced(b)[ib]
+    if opts.dedupe:  # a pair is a duplicate when both of its sides are
+        keep = _distinct_pairs(src, tgt, files_a, sides.duplicates)
+        src, tgt = src[keep], tgt[keep]
+        files_a, files_b = [files_a[n] for n in keep], [files_b[n] for n in keep]
+        red_a, red_b = red_a[keep], red_b[keep]
+    return sides.result("paired", src, tgt, files_a, files_b, np.concatenate([red_a, red_b]))
+
+
+def _two_sided_folder(source: str | os.PathLike, kind: str) -> Path:
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"no such file or folder: {source}; check the path")
@@ -1200,6 +1218,33 @@ def prepare_two_sided(
             f"{source} is not a folder: --{kind} data is read from a folder with two sub-folders "
             f"(trainA/ and trainB/, or A/ and B/){sbs}; unzip it first if it is a zip"
         )
+    return path
+
+
+@dataclass
+class _Sides:
+    """Both sides of two-sided data as `prepare` made them, and what was left out of the folder."""
+
+    a: PreparedData
+    b: PreparedData
+    domains: list[str]
+    roots: tuple[Path | None, Path | None]  # each side's folder (None: halves of side-by-side images)
+    where: tuple[str, str]  # how messages name the sides
+    skipped: list[tuple[str, str]]
+    ignored: list[str]
+    in_datasets: list[tuple[str, int]]
+    duplicates: list[tuple[str, str]]
+    filter: str
+
+    def result(self, kind: str, src: np.ndarray, tgt: np.ndarray, files_a, files_b, reduced: np.ndarray) -> PreparedPairs:
+        return PreparedPairs(
+            kind, src, tgt, self.domains, files_a, files_b, self.skipped, self.duplicates, self.ignored,
+            self.in_datasets, self.a.resolution, filter=self.filter, reduced=reduced,
+        )
+
+
+def _read_sides(path: Path, kind: str, opts: PrepareOptions, progress: bool, exclude: list) -> _Sides:
+    """Side A, then side B at A's resolution, through `prepare`; files beside the two sides are reported."""
     side = dataclasses.replace(opts, folder_labels=False, dedupe=opts.dedupe and kind == "unpaired")
     dirs = domain_folders(path, exclude)
     skipped: list[tuple[str, str]] = []
@@ -1215,14 +1260,12 @@ def prepare_two_sided(
         b = prepare(
             [path], dataclasses.replace(side, half="right", resolution=a.resolution), progress=progress, exclude=exclude
         )
-        domains, roots = ["A", "B"], (None, None)
-        where = ("the left half", "the right half")
+        domains, roots, where = ["A", "B"], (None, None), ("the left half", "the right half")
     else:
         a_dir, b_dir = dirs
         a = prepare([a_dir], side, progress=progress, exclude=exclude)
         b = prepare([b_dir], dataclasses.replace(side, resolution=a.resolution), progress=progress, exclude=exclude)
-        domains, roots = [a_dir.name, b_dir.name], (a_dir, b_dir)
-        where = (f"{a_dir.name}/", f"{b_dir.name}/")
+        domains, roots, where = [a_dir.name, b_dir.name], (a_dir, b_dir), (f"{a_dir.name}/", f"{b_dir.name}/")
         excluded = {os.path.abspath(os.path.expanduser(e)) for e in exclude}
         for entry in sorted(path.iterdir()):  # what lies beside the two sides is not read: say so
             if entry in dirs or os.path.abspath(entry) in excluded:
@@ -1233,28 +1276,17 @@ def prepare_two_sided(
                 in_datasets.append((str(entry), sum(len(f) for _, _, f in os.walk(entry))))
             else:
                 skipped.append((str(entry), f"not read: {kind} data is read from {where[0]} and {where[1]} only"))
-    skipped += _unique(a.skipped + b.skipped)
-    ignored += _unique(a.ignored + b.ignored)
-    in_datasets += _unique(a.in_datasets + b.in_datasets)
-    duplicates = a.duplicates + b.duplicates
-    if kind == "unpaired":
-        return PreparedPairs(
-            "unpaired",
-            a.images,
-            b.images,
-            domains,
-            a.files,
-            b.files,
-            skipped,
-            duplicates,
-            ignored,
-            in_datasets,
-            a.resolution,
-            filter=opts.filter,
-            reduced=np.concatenate([_reduced(a), _reduced(b)]),
-        )
+    return _Sides(
+        a, b, domains, roots, where,
+        skipped + _unique(a.skipped + b.skipped), ignored + _unique(a.ignored + b.ignored),
+        in_datasets + _unique(a.in_datasets + b.in_datasets), a.duplicates + b.duplicates, opts.filter,
+    )
 
-    # Pair the sides by name, in A's order.
+
+def _pair_by_name(sides: _Sides) -> tuple[list[int], list[int]]:
+    """Indices (into A's files, into B's) of the pairs matched by name, in A's order; every file left without
+    a partner goes to `sides.skipped` with the reason."""
+    a, b, roots, where, skipped = sides.a, sides.b, sides.roots, sides.where, sides.skipped
     keys_b: dict[str, int] = {}
     for j, f in enumerate(b.files):
         k = _match_key(f, roots[1])
@@ -1291,36 +1323,20 @@ def prepare_two_sided(
             f"no file in {where[0]} has a partner of the same name in {where[1]}; paired data is matched by "
             "file name (A/0001.png <-> B/0001.png)"
         )
-    src, tgt = a.images[ia], b.images[ib]
-    files_a, files_b = [a.files[i] for i in ia], [b.files[j] for j in ib]
-    red_a, red_b = _reduced(a)[ia], _reduced(b)[ib]
-    if opts.dedupe:  # a pair is a duplicate when both of its sides are
-        keep, seen = [], {}
-        for n in range(len(src)):
-            digest = hashlib.blake2b(src[n].tobytes() + tgt[n].tobytes(), digest_size=16).digest()
-            if digest in seen:
-                duplicates.append((files_a[n], files_a[seen[digest]]))
-            else:
-                seen[digest] = n
-                keep.append(n)
-        src, tgt = src[keep], tgt[keep]
-        files_a, files_b = [files_a[n] for n in keep], [files_b[n] for n in keep]
-        red_a, red_b = red_a[keep], red_b[keep]
-    return PreparedPairs(
-        "paired",
-        src,
-        tgt,
-        domains,
-        files_a,
-        files_b,
-        skipped,
-        duplicates,
-        ignored,
-        in_datasets,
-        a.resolution,
-        filter=opts.filter,
-        reduced=np.concatenate([red_a, red_b]),
-    )
+    return ia, ib
+
+
+def _distinct_pairs(src: np.ndarray, tgt: np.ndarray, files_a: list[str], duplicates: list[tuple[str, str]]) -> list[int]:
+    """The pairs to keep under --dedupe (the first of identical pairs); the others go to `duplicates`."""
+    keep, seen = [], {}
+    for n in range(len(src)):
+        digest = hashlib.blake2b(src[n].tobytes() + tgt[n].tobytes(), digest_size=16).digest()
+        if digest in seen:
+            duplicates.append((files_a[n], files_a[seen[digest]]))
+        else:
+            seen[digest] = n
+            keep.append(n)
+    return keep
 
 
 def _reduced(data: PreparedData) -> np.ndarray:

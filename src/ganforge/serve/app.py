@@ -118,10 +118,12 @@ def create_app(
     device: str = "cpu",
     cache_size: int = 4,
     allowed_hosts: tuple[str, ...] | None = None,
+    share_cpu: bool = False,
 ) -> FastAPI:
     """The studio for the runs in `runs_dir`. `token`: require `Authorization: Bearer TOKEN` on every API
     request. `allowed_hosts`: Host header names accepted (the CLI passes the loopback names when bound
-    to loopback, which stops DNS-rebinding pages from reaching the API); None accepts any."""
+    to loopback, which stops DNS-rebinding pages from reaching the API); None accepts any. `share_cpu`: on a
+    CPU, generate with the cores other processes leave free (`cpu_share.RequestThreads`; the CLI's default)."""
     app = FastAPI(
         title="ganforge studio",
         version=__version__,
@@ -133,6 +135,10 @@ def create_app(
     )
     root = Path(runs_dir).expanduser().resolve()
     app.state.studio = Studio(root, ModelCache(cache_size, device), device, needs_token=token is not None)
+    if share_cpu:
+        from ..cpu_share import RequestThreads
+
+        app.state.studio.cpu_threads = RequestThreads()
     add_error_handlers(app)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -39,6 +39,7 @@ class Studio:
     cache: ModelCache
     device: str
     needs_token: bool  # whether requests need `Authorization: Bearer TOKEN` (the token itself stays in `Guard`)
+    cpu_threads: Any = None  # cpu_share.RequestThreads (`serve --threads 0`): fewer threads while other processes work
     _logs: dict[Path, MetricsLog] = field(default_factory=dict, init=False, repr=False)
     _logs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -70,6 +71,8 @@ class Studio:
             with loaded.lock:
                 if gone.is_set():
                     raise Cancelled
+                if self.cpu_threads is not None and self.device == "cpu":
+                    self.cpu_threads.apply()
                 with torch.inference_mode():
                     return work(loaded)
 

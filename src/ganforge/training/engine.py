@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..augment import AdaController, make_augment
+from ..augment import AdaController, AugmentPipe, make_augment
 from ..distributed import ProcessGroup
 from ..families.base import StepContext
 from ..losses import grad_norm
@@ -68,7 +68,7 @@ class Engine(StepContext):
     def end_step(self, step: int) -> dict[str, float]:
         """Called by the loop after each train_step (1-based `step`): ADA's p update; values to log."""
         if self.ada is None:
-            return {"aug_p": float(self.aug.p)} if self.aug is not None and hasattr(self.aug, "p") else {}
+            return {"aug_p": float(self.aug.p)} if isinstance(self.aug, AugmentPipe) else {}  # --aug fixed
         if self.ada.update(step, reduce=lambda t: self.reduce(t, "sum")):
             self.aug.p = self.ada.p  # type: ignore[union-attr]
         return {"aug_p": self.ada.p, "aug_rt": self.ada.rt}
