@@ -141,3 +141,16 @@ def test_the_copy_finder_finds_copies(tmp_path):
     f = tmp_path / "m.py"
     f.write_text('A = ["fp16", "bf16", "auto", "fp32"]\nB = {"stop": 1, "rollback": 2}\nC = ("const", "random")\n')
     assert _literal_copies(f) == {"PRECISIONS", "ON_NAN"}
+
+
+def test_the_studio_page_uses_the_same_limits():
+    """app.js cannot import Python: its copies of the seed limit and the prompt length are checked here."""
+    import re
+    from importlib import resources
+
+    from ganforge.sample.seeds import MAX_SEED
+    from ganforge.text import TEXT_BYTES
+
+    js = (resources.files("ganforge.serve") / "static" / "app.js").read_text()
+    assert re.search(r"const MAX_SEED = (\d+);", js).group(1) == str(MAX_SEED)
+    assert f'id: "prompt", maxlength: {TEXT_BYTES}' in js
