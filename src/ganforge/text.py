@@ -6,17 +6,15 @@ from __future__ import annotations
 TEXT_BYTES = 128  # a caption or prompt is at most this many bytes of UTF-8
 
 
-def text_problem(text: object) -> str | None:
-    """Why `text` cannot be a caption or prompt (None if it can): one line for the user."""
+def text_problem(text: object, what: str = "the prompt") -> str | None:
+    """Why `text` cannot be a caption or prompt (None if it can): one line for the user, naming it as `what`."""
     if not isinstance(text, str):
-        return f"a prompt must be text, not {type(text).__name__}"
+        return f"{what} must be text, not {type(text).__name__}"
     if not text.strip():
-        return "the prompt is empty; describe the image, e.g. 'red heart'"
+        return f"{what} is empty; describe the image, e.g. 'red heart'"
     if "\0" in text:
-        return "the prompt contains a NUL character; remove it"
+        return f"{what} contains a NUL character; remove it"
     n = len(text.encode("utf-8"))
     if n > TEXT_BYTES:
-        return f"the prompt is {n} bytes of UTF-8; at most {TEXT_BYTES} fit, shorten it"
+        return f"{what} is {n} bytes of UTF-8; at most {TEXT_BYTES} fit, shorten it"
     return None
-
-# What a generator can be conditioned on, besides its noise (the vocabulary lives in ganforge.vocab).

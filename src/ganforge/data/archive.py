@@ -473,9 +473,9 @@ def _captions_of(path: Path, meta: dict) -> dict[str, str] | None:
     for entry in raw:
         if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
             raise DataError(f'{bad} "captions" entry {str(entry)[:60]!r} (expected [file, caption]); fix dataset.json or re-prepare')
-        problem = text_problem(entry[1])
+        problem = text_problem(entry[1], "it")
         if problem:
-            raise DataError(f"{path}: dataset.json's caption for {entry[0][:80]!r}: {problem.replace('the prompt', 'it')}")
+            raise DataError(f"{path}: dataset.json's caption for {entry[0][:80]!r}: {problem}")
         out[entry[0].replace("\\", "/")] = entry[1]
     return out
 

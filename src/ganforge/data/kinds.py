@@ -125,7 +125,7 @@ class ImageDataset(Dataset):
             channels=self.channels,
             num_classes=n,
             class_names=list(self.class_names) if n else [],
-            captions=self.captions[:EXAMPLE_CAPTIONS] if self.texts is not None else [],
+            captions=decode_text(self.texts[:EXAMPLE_CAPTIONS]) if self.texts is not None else [],
         )
 
     @property

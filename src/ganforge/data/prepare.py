@@ -794,9 +794,9 @@ def prepare(
         kept = []
         for item, label in todo:
             caption, reason = caption_file.lookup(item)
-            problem = reason or text_problem(caption)
+            problem = reason or text_problem(caption, "the caption")
             if problem:
-                skipped.append((item.display, problem.replace("the prompt", "the caption")))
+                skipped.append((item.display, problem))
             else:
                 captions_of[id(item)] = caption
                 kept.append((item, label))
