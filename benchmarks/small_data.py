@@ -57,7 +57,7 @@ class Row:
 
 PROJECTED = {"d": "projected", "proj_size": 64, "proj_width": 0.25}
 PROJECTED_32 = {"d": "projected", "proj_size": 32, "proj_width": 0.25}  # the feature network at the image's own side
-FEWSHOT = ("fastgan", "fastgan-narrow", "fastgan-projected", "dcgan-projected")  # row-name stems of the few-shot rows
+FEWSHOT = ("fastgan", "fastgan-narrow", "fastgan-projected", "dcgan-projected", "dcgan-diffaug")  # row-name stems of the few-shot (data-efficient) rows: DiffAugment (Zhao et al. 2020) is one
 
 ROWS = [
     # The real images themselves, scored like a generator: the ceiling of both numbers on this data.
@@ -89,6 +89,7 @@ ROWS = [
     Row("dcgan-diffaug-500", "dcgan", "subset", {}, {"aug": "diffaugment"}, subset=True,
         note="500 images, dcgan + DiffAugment (a data-efficient baseline, not a few-shot family)"),
     Row("dcgan", "dcgan", "main", note="ganforge defaults"),
+    Row("dcgan-diffaug", "dcgan", "main", {}, {"aug": "diffaugment"}, note="dcgan + DiffAugment"),
     Row("fastgan", "fastgan", "main", {}, {"aug": "diffaugment"}, note="fastgan + DiffAugment"),
     Row("fastgan-projected", "fastgan", "main", PROJECTED, {"aug": "diffaugment"}, note="fastgan + projected D + DiffAugment"),
     Row("stylegan2-ada", "stylegan2", "main", {"cfg": "small"}, {"aug": "ada", "batch": 32}, note="small config, ADA (bgc)"),

@@ -488,6 +488,11 @@ class MappingNetwork(nn.Module):
         return x
 
 
+# The reference release's way of computing what ganforge computes more cheaply, switched on only to measure
+# the difference (benchmarks/stylegan_speed.py --reference) and to test that both agree.
+REFERENCE_PATH: dict[str, bool] = {"demodulation": False}
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -524,11 +529,20 @@ def modulated_conv2d(
 
     w: torch.Tensor | None = None
     dcoefs: torch.Tensor | None = None
-    if demodulate or fused_modconv:
+    if fused_modconv or (demodulate and REFERENCE_PATH["demodulation"]):
         w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # (N, O, I, k, k), eq. 1
-    if demodulate:
+    if demodulate and REFERENCE_PATH["demodulation"]:
         assert w is not None
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # (N, O), eq. 3
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # (N, O), eq. 3 as the reference computes it
+    elif demodulate:
+        # eq. 3 without building the per-sample weights: sum_{i,k} (s_i w_oik)^2 = sum_i s_i^2 (sum_k w_oik^2),
+        # one (N, I) x (I, O) product. The reference multiplies out (N, O, I, k, k) even when it does not
+        # convolve with it (training): on a CPU that product, its square and their backward passes were a
+        # quarter of a stylegan2 `small` step (benchmarks/stylegan_speed.py).
+        # In float32 whatever autocast would choose for a matmul (as the elementwise reference computes it).
+        dt = torch.promote_types(styles.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            dcoefs = (styles.to(dt).square() @ weight.to(dt).square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # (N, O)
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)  # (N, I, H, W)
