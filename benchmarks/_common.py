@@ -44,25 +44,23 @@ def select(items: Sequence[T], names: str, what: str) -> list[T]:
 
 
 def cpu_features() -> str:
-    """The CPU's vector feature set, as the benchmarks report it: "AMX", "AVX-512 BF16", "AVX-512", "AVX2" or "other"."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
-        if flag in flags:
-            return name
-    return "other"
+    """The CPU's vector feature set, as ganforge reports it (`ganforge.device.cpu_features`)."""
+    from ganforge.device import cpu_features as features
+
+    return features()
 
 
 def machine() -> dict[str, Any]:
     import torch
 
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "cpu_features": cpu_features(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_features": cpu_features(),
     }
 
 

@@ -42,6 +42,42 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def cpu_features() -> str:
+    """The CPU's vector feature set as ganforge reports it: "AMX", "AVX-512 BF16", "AVX-512", "AVX2" or "other"
+    (from /proc/cpuinfo's flags; "other" where there is none, e.g. on macOS or ARM)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in flags:
+            return name
+    return "other"
+
+
+def precision_choice(
+    name: str, device: torch.device, *, family: str = "", cpu_bf16: bool = True, cuda_autocast: bool = True
+) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype for `--precision name` and why, in words for the start line. `cpu_bf16` /
+    `cuda_autocast`: the family's measured preferences (Family.cpu_bf16, Family.cuda_autocast)."""
+    amp = select_precision(name, device)
+    if name != "auto":
+        return amp, "as --precision asked"
+    if device.type == "cuda":
+        if not cuda_autocast:
+            return None, f"{family} runs its own mixed precision on CUDA"
+        return amp, "this GPU computes bf16" if amp == torch.bfloat16 else "this GPU has no bf16"
+    if device.type != "cpu":
+        return amp, f"auto on {device.type}"
+    feats = cpu_features()
+    if amp is None:
+        return None, f"this CPU ({feats}) has no native bf16"
+    if not cpu_bf16:
+        return None, f"bf16 measured slower than fp32 for {family} on a CPU (benchmarks/stylegan_speed.py)"
+    return amp, f"native bf16 on this CPU ({feats})"
+
+
 def select_precision(name: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for `name` on `device` (None: full fp32)."""
     if name == "fp32":

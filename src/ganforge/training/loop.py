@@ -28,7 +28,7 @@ from .. import checkpoint as ckpt
 from .. import distributed
 from ..config import TrainConfig
 from ..data.dataset import class_weights, load_dataset, shadowed_builtin
-from ..device import precision_name, select_device, select_precision
+from ..device import precision_choice, precision_name, select_device
 from ..errors import ConfigError, GanforgeError
 from ..families.build import build_model
 from ..registry import get_family
@@ -389,12 +389,13 @@ class _Session:
 def _engine(cfg: TrainConfig, group: distributed.ProcessGroup, device: torch.device) -> tuple[Any, Engine]:
     """The family (as registered) and the engine: device, precision and process group."""
     family = get_family(cfg.model)
-    amp = select_precision(cfg.precision, device)
-    if cfg.precision == "auto" and device.type == "cpu" and not family.cpu_bf16:
-        amp = None  # measured slower than fp32 on a CPU for this family (see Family.cpu_bf16)
-    if cfg.precision == "auto" and device.type == "cuda" and not family.cuda_autocast:
-        amp = None  # the family's networks run their own mixed precision (see Family.cuda_autocast)
+    # Family.cpu_bf16: bf16 measured slower than fp32 on a CPU for this family; Family.cuda_autocast False: the
+    # family's networks run their own mixed precision.
+    amp, why = precision_choice(
+        cfg.precision, device, family=family.name, cpu_bf16=family.cpu_bf16, cuda_autocast=family.cuda_autocast
+    )
     engine = Engine(device, amp, group)
+    engine.precision_why = why
     engine.sanitize_grads = family.sanitize_grads and device.type == "cuda"
     engine.micro_batch = _micro_batch(cfg, family, group)
     return family, engine
@@ -534,7 +535,8 @@ def _announce(s: _Session) -> None:
     own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and model.fp16_layers else ""
     s.say(
         f"training {model.family.name} on {cfg.data} ({len(model.data)} {'points' if spec.kind == 'points' else 'images'}"
-        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(s.engine.amp_dtype)}{own_fp16}) "
+        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(s.engine.amp_dtype)}{own_fp16}: "
+        f"{s.engine.precision_why}) "
         f"-> {s.run.dir}"
     )
     for key, text in s.notes.items():
