@@ -82,6 +82,7 @@ class StepContext:
         self.total_steps = 0  # the run's length in steps (0: unknown), for families' schedules
         self.compiled = False  # the training networks are torch.compiled (--compile); see `eager`
         self.micro_batch = 0  # examples per forward/backward pass (--batch-gpu); 0: the whole batch at once
+        self.precision_why = ""  # why the engine computes in its precision, for the start line
 
     @property
     def is_main(self) -> bool:
