@@ -35,6 +35,8 @@ CLI_CHOICES = {
     ("export", "--direction"): "DIRECTIONS",
     ("prepare", "--fit"): "FITS",
     ("prepare", "--filter"): "RESAMPLE_FILTERS",
+    ("attack", "--method"): "ATTACK_METHODS",
+    ("attack", "--norm"): "ATTACK_NORMS",
 }
 # Choices that are no shared vocabulary: numbers, one command's own modes, the registered families.
 CLI_OWN_CHOICES = {

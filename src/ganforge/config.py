@@ -27,8 +27,8 @@ def _setting(default: Any, help: str, group: str | None = None, **cli: Any) -> A
     documentation); `group`, the section of `ganforge train --help` ("data", "optimisation", "augmentation",
     "evaluation" or "runtime"; None: no option, the setting is changed with --set); and for the option:
     `choices` (a vocabulary of ganforge.vocab), `range` ((min, max), None for an open end), `kind`
-    ("folder": a folder path; "family": a registered model family) and `flags` (the option's names, when
-    not --field-name)."""
+    ("folder": a folder path; "family": a registered model family), `flags` (the option's names, when
+    not --field-name) and `multiple` (a text setting whose option may be repeated, joined with commas)."""
     return field(default=default, metadata={"help": help, "group": group, **cli})
 
 
@@ -159,6 +159,21 @@ class TrainConfig:
         "runtime",
         range=(0, None),
     )
+    constraint: str = _setting(
+        "",
+        "Differentiable scorers added to G's loss as NAME:WEIGHT (weight x -mean score; e.g. sharpness:0.1); "
+        "repeat the option or separate with commas. For gan, dcgan, sngan and wgan-gp.",
+        "optimisation",
+        multiple=True,
+    )
+    topk: float = _setting(
+        0.0,
+        "Top-k training (Sinha et al. 2020): only the k fakes D scores highest update G, k annealed from the batch "
+        "down to this fraction of it (the paper's 0.5); 0: off. For gan, dcgan, sngan and wgan-gp.",
+        "optimisation",
+        range=(0, 1),
+    )
+    topk_gamma: float = _setting(0.99, "Top-k: k is multiplied by this once per epoch until it reaches --topk (Sinha et al. 2020).")
     on_nan: str = _setting(
         "stop",
         "When a loss turns NaN/Inf or explodes: stop, or reload the last checkpoint with the learning rate halved.",
@@ -234,6 +249,9 @@ class TrainConfig:
             ("threads", self.threads >= 0, "0 (torch's default) or more"),
             ("max_minutes", self.max_minutes >= 0, "0 (no limit) or more"),
             ("on_nan", self.on_nan in ON_NAN, " | ".join(ON_NAN)),
+            ("topk", 0 <= self.topk <= 1, "from 0 (off) to 1"),
+            ("topk_gamma", 0 < self.topk_gamma <= 1, "more than 0 and at most 1"),
+            ("constraint", constraint_problem(self.constraint) is None, constraint_problem(self.constraint) or ""),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -278,6 +296,33 @@ class TrainConfig:
 
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.run_name()
+
+
+def parse_constraints(text: str) -> list[tuple[str, float]]:
+    """`--constraint` ("sharpness:0.1,iqa:0.05") -> [(scorer, weight)]; the weight follows the last colon, so a
+    scorer's own argument may contain one. A ConfigError names a malformed item."""
+    out = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        name, colon, weight = item.rpartition(":")
+        try:
+            value = float(weight) if colon and name.strip() else math.nan
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise ConfigError(f"--constraint {_short(item)}: give SCORER:WEIGHT with a finite weight, e.g. sharpness:0.1")
+        out.append((name.strip(), value))
+    return out
+
+
+def constraint_problem(text: str) -> str | None:
+    """What is wrong with a `--constraint` value, or None."""
+    try:
+        parse_constraints(text)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def run_name_problem(name: str) -> str | None:

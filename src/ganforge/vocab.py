@@ -14,3 +14,10 @@ ON_NAN = ("stop", "rollback")  # what training does when a loss turns NaN/Inf: -
 DIRECTIONS = ("AtoB", "BtoA")  # ways a two-way image-to-image model translates (translate, export, the studio)
 FITS = ("pad", "crop", "stretch")  # how `prepare` makes non-square images square (--fit / PrepareOptions.fit)
 RESAMPLE_FILTERS = ("nearest", "box", "bilinear", "bicubic", "lanczos")  # `prepare --filter` / PrepareOptions.filter
+ATTACK_METHODS = (
+    "fgsm",
+    "pgd",
+    "cw",
+    "latent",
+)  # `ganforge attack --method` (ganforge.attack; the studio offers fgsm, pgd)
+ATTACK_NORMS = ("linf", "l2")  # the perturbation budget's norm: `attack --norm` and the studio's attack page

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # The --seeds syntax and its checks live with the Python API's (Model.generate), so both accept the same seeds.
 from ..sample.seeds import MAX_SEED, MAX_SEEDS, parse_seeds
-from . import eval, interop, prepare, sample, serve, share, train
+from . import attack, curate, eval, interop, prepare, sample, serve, share, train
 from .app import main
 
 for _command in (
@@ -23,6 +23,8 @@ for _command in (
     sample.mix,
     sample.project,
     eval.eval_cmd,
+    curate.curate,
+    attack.attack,
     prepare.prepare,
     prepare.datasets,
     interop.import_,

@@ -71,8 +71,8 @@ def option_fields(cls: type) -> list[dataclasses.Field]:
 def config_options(cls: type, kinds: dict[str, Callable[[], click.ParamType]] | None = None) -> Callable:
     """A decorator that adds to a click command one option per option field of the dataclass `cls`, in field
     order. Field metadata: `help`, `group` (the --help section), and optionally `choices` (a vocabulary),
-    `range` ((min, max), None for an open end), `kind` (a key of `kinds` or KINDS) and `flags` (the option's
-    names). bool fields become --name/--no-name switches; the default is the field's default."""
+    `range` ((min, max), None for an open end), `kind` (a key of `kinds` or KINDS), `flags` (the option's
+    names) and `multiple` (a text setting whose option may be repeated; the values are joined with commas). bool fields become --name/--no-name switches; the default is the field's default."""
     kinds = {**KINDS, **(kinds or {})}
     hints = typing.get_type_hints(cls)
 
@@ -94,6 +94,9 @@ def _option(
         raise ValueError(f"{fld.name}: an option needs a default")
     kwargs: dict[str, Any] = {"default": fld.default, "help": meta["help"], "group": meta["group"]}
     flags = tuple(meta.get("flags", (f"--{name}",)))
+    if meta.get("multiple"):  # a text setting given any number of times: the values joined with commas
+        kwargs.update(multiple=True, default=(), show_default=False, callback=lambda ctx, param, v: ",".join(v))
+        return flags, kwargs
     if base is bool:
         return (f"--{name}/--no-{name}",), kwargs
     if "choices" in meta:

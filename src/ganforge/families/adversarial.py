@@ -16,7 +16,7 @@ import contextlib
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -112,6 +112,7 @@ def adversarial_step(
     real, labels = d_batches[0]
     parts = ctx.micro_batches(real.shape[0])
     keep = reuse and len(parts) == 1
+    terms: GeneratorTerms | None = ctx.generator_terms  # --constraint / --topk (None: neither)
     opts["G"].zero_grad(set_to_none=True)
     loss_g_total, ratios = 0.0, []
     for part in parts:
@@ -123,11 +124,23 @@ def adversarial_step(
             z = ctx.randn(n, nz, device=real.device)
             fake = G(z, fake_labels)
         assert fake is not None and z is not None
-        loss_g = objective.g_loss(D(ctx.augment(fake), fake_labels))
+        d_out = D(ctx.augment(fake), fake_labels)
+        if terms is not None and terms.topk_floor > 0:
+            # Top-k training (Sinha et al. 2020): only the k fakes D scores highest update G.
+            k = terms.k(n)
+            d_out = d_out[top_rows(d_out, k)]
+            logs["topk"] = float(k)
+        loss_g = objective.g_loss(d_out)
         if pairs and fake.shape[0] >= 2:
             ratio = _mode_seeking_ratio(fake, z)
             loss_g = loss_g + objective.mode_seeking / (ratio + 1e-5)
             ratios.append(ratio.item())
+        if terms is not None and terms.constraints:
+            with ctx.full_precision():
+                penalty, values = terms.penalty(fake)
+            loss_g = loss_g + penalty
+            for key, v in values.items():
+                logs[key] = logs.get(key, 0.0) + v * w
         ctx.backward(loss_g if len(parts) == 1 else loss_g * w)
         loss_g_total += loss_g.item() * w
     if ratios:
@@ -142,6 +155,51 @@ def adversarial_step(
     else:
         logs.update(D_real=losses.probabilities(objective.report, d_real), D_fake=losses.probabilities(objective.report, d_fake))
     return logs
+
+
+@dataclass
+class GeneratorTerms:
+    """What the loop adds to G's update in every family that trains through `adversarial_step` (gan, dcgan,
+    sngan, wgan-gp), from `--constraint` and `--topk` (built by `ganforge.curate.constraints.generator_terms`).
+
+    - `constraints`: (name, weight, score) triples; `score` maps images in [0, 1] (N, C, H, W) to (N,) and is
+      differentiable. Each adds weight * (-mean score) to G's loss (a higher score lowers the loss), logged as
+      `loss_G_<name>` (the weighted term), so the studio's loss curves show it.
+    - Top-k training (Sinha et al. 2020, Algorithm 1): G's adversarial loss is taken over the k fakes of the batch
+      that D scores highest; k = max(gamma^epoch, floor) * batch, epoch = step / `epoch_steps` rounded down
+      (the paper's gamma 0.99 and floor nu = 0.5). `topk_floor` 0: off. Logged as `topk` (k of the last part).
+    `step` gives the loop's current step (0-based), so k follows a resumed or rolled-back run exactly."""
+
+    constraints: list[tuple[str, float, Callable[[Tensor], Tensor]]] = field(default_factory=list)
+    topk_floor: float = 0.0
+    topk_gamma: float = 0.99
+    epoch_steps: float = 1.0
+    step: Callable[[], int] = lambda: 0
+
+    def k(self, n: int) -> int:
+        """How many of `n` fakes update G at the current step."""
+        if self.topk_floor <= 0:
+            return n
+        epoch = math.floor(self.step() / max(self.epoch_steps, 1e-9))
+        frac = max(self.topk_gamma**epoch, self.topk_floor)
+        return max(1, min(n, math.ceil(frac * n - 1e-9)))
+
+    def penalty(self, fake: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Sum of weight * (-mean score) over the constraints, for fakes in [-1, 1]; and each term to log."""
+        images = (fake.float() + 1) / 2  # the scorers' [0, 1]
+        total = fake.new_zeros((), dtype=torch.float32)
+        values = {}
+        for name, weight, score in self.constraints:
+            term = -weight * score(images).float().mean()
+            total = total + term
+            values[f"loss_G_{name}"] = term.item()
+        return total, values
+
+
+def top_rows(d_out: Tensor, k: int) -> Tensor:
+    """Indices of the k rows of D's output (per image: its mean over patches) that D scores highest."""
+    scores = d_out.detach().float().reshape(d_out.shape[0], -1).mean(1)
+    return scores.topk(k, largest=True, sorted=False).indices
 
 
 def _rows(labels: Labels, part: slice) -> Labels:

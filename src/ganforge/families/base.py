@@ -83,6 +83,7 @@ class StepContext:
         self.compiled = False  # the training networks are torch.compiled (--compile); see `eager`
         self.micro_batch = 0  # examples per forward/backward pass (--batch-gpu); 0: the whole batch at once
         self.precision_why = ""  # why the engine computes in its precision, for the start line
+        self.generator_terms: Any = None  # --constraint / --topk: families.adversarial.GeneratorTerms, or None
 
     @property
     def is_main(self) -> bool:

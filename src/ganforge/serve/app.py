@@ -1,7 +1,7 @@
 """The studio's FastAPI app: the REST API under /api and the static pages (plain HTML/CSS/JS, no build step).
 
 `create_app` assembles it: one `Studio` (the state every route shares) on `app.state.studio`, the error
-handlers of `serve.errors`, the routers of `serve.routes` (pages, runs, generate, translate) and `Guard`.
+handlers of `serve.errors`, the routers of `serve.routes` (pages, runs, generate, translate, curate, attack) and `Guard`.
 Every handler validates its parameters with the pure functions of `params` (so bad input is a 4xx with
 {"detail": "..."}), resolves the run inside RUNS_DIR only, and runs model work in the thread pool under
 the model's lock (`Studio.model_work`), so the event loop stays free and one slow request never blocks the others.
@@ -22,7 +22,7 @@ from .. import __version__
 from . import params as P
 from .errors import add_error_handlers, json_error
 from .models import ModelCache
-from .routes import generate, pages, runs, translate
+from .routes import attack, curate, generate, pages, runs, translate
 from .studio import Studio
 
 log = logging.getLogger("ganforge.serve")
@@ -142,7 +142,7 @@ def create_app(
     add_error_handlers(app)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
-    for area in (runs, generate, translate):
+    for area in (runs, generate, translate, curate, attack):
         app.include_router(area.router)
     # Outside the routing and its exception handlers, inside Starlette's last-resort error middleware.
     app.add_middleware(Guard, token=token, max_body=P.MAX_UPLOAD_BYTES + 256 * 1024, allowed_hosts=allowed_hosts)

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import vocab
 from ..config import run_name_problem
 from ..sample.seeds import MAX_SEED  # seeds are 32-bit, as in StyleGAN's --seeds and `ganforge generate`
 from ..text import TEXT_BYTES, text_problem  # noqa: F401  (TEXT_BYTES: the routes' docs)
@@ -248,3 +249,111 @@ def check_upload(
     if max(w, h) > max_side:
         raise ParamError(413, f"the image is {w}x{h}; at most {max_side} pixels on a side")
     return fmt, w, h
+
+
+# ---- attack page (/api/attack) --------------------------------------------------------------------------------
+
+ATTACK_METHODS = vocab.ATTACK_METHODS[:2]  # what the page offers: fgsm (one step) and pgd (20 steps, random start)
+ATTACK_NORMS = vocab.ATTACK_NORMS
+ATTACK_SHIPPED = ("digits", "emoji", "digits16")  # built-in labelled sets with a classifier shipped in the wheel
+EPS_LINF_MAX = 32.0  # L∞ budget in 255ths: 32/255 already changes an image visibly (the page's slider stops at 16)
+EPS_L2_MAX = 10.0  # L2 budget in [0, 1] pixel units (the libraries' usual one is 0.5)
+MAX_ATTACK_SIDE = 128  # uploads are reduced to this many pixels on their longer side before the attack
+RUN_MODEL_PREFIX = "run:"  # "run:NAME": the discriminator of run NAME in RUNS_DIR
+
+
+def parse_choice(text: str | None, name: str, choices: Sequence[str], default: str | None = None) -> str:
+    """One of `choices`, spelled exactly (None or empty: `default`, required when that is None)."""
+    if text is None or text.strip() == "":
+        if default is None:
+            raise ParamError(422, f"{name} is required: one of {', '.join(choices)}")
+        return default
+    t = text.strip()
+    if t not in choices:
+        raise ParamError(422, f"{name} must be one of {', '.join(choices)}, not '{shown(t)}'")
+    return t
+
+
+def parse_eps(text: str | None, norm: str) -> float:
+    """The attack's budget ε in [0, 1] pixel space (the ART / foolbox / torchattacks convention). For L∞ the
+    client sends it in 255ths (8 means 8/255), 0..32; for L2 in pixel units, 0..10 (default 0.5)."""
+    linf = norm == "linf"
+    hi = EPS_LINF_MAX if linf else EPS_L2_MAX
+    unit = " in 255ths (8 means 8/255)" if linf else " (L2, in [0, 1] pixel units)"
+    if text is None or text.strip() == "":
+        return 8 / 255 if linf else 0.5
+    t = text.strip()
+    bad = ParamError(422, f"eps must be a number from 0 to {hi:g}{unit}, not '{shown(t)}'")
+    if len(t) > 24:
+        raise bad
+    try:
+        v = float(t)
+    except ValueError:
+        raise bad from None
+    if not math.isfinite(v) or not 0.0 <= v <= hi:
+        raise bad
+    return v / 255 if linf else v
+
+
+def eps_label(eps: float, norm: str) -> str:
+    """8/255 for L∞ budgets on the 8-bit grid, else the number."""
+    k = eps * 255
+    if norm == "linf" and abs(k - round(k)) < 1e-6:
+        return f"{round(k)}/255"
+    return f"{eps:.4g}"
+
+
+def parse_attack_model(text: str | None) -> tuple[str, str]:
+    """('shipped', set) for a built-in classifier, ('run', NAME) for "run:NAME" (the run's discriminator;
+    the name is checked against RUNS_DIR by `run_dir`)."""
+    if text is None or text.strip() == "":
+        raise ParamError(422, f"model is required: one of {', '.join(ATTACK_SHIPPED)} or run:NAME")
+    t = text.strip()
+    if t in ATTACK_SHIPPED:
+        return "shipped", t
+    if t.startswith(RUN_MODEL_PREFIX) and len(t) > len(RUN_MODEL_PREFIX):
+        return "run", t[len(RUN_MODEL_PREFIX) :]
+    raise ParamError(
+        422, f"unknown model '{shown(t)}': give {', '.join(ATTACK_SHIPPED)} or run:NAME (a run's discriminator)"
+    )
+
+
+# ---- curate view (/api/runs/{run}/curate) ---------------------------------------------------------------------
+
+MAX_CURATE_NUM = 512  # images generated and scored by one request
+MAX_CURATE_KEEP = 64  # images sent back
+MAX_CURATE_SCORERS = 6
+_SCORER = re.compile(r"[A-Za-z0-9_.-]{1,40}(:[A-Za-z0-9_. +-]{1,60})?")
+
+
+def parse_scorers(text: str | None) -> list[str]:
+    """'sharpness,iqa' or 'classifier:7': scorer names (the registry checks them), at most 6, no repeats."""
+    if text is None or text.strip() == "":
+        raise ParamError(422, "by is required: scorers separated by commas, e.g. sharpness,iqa")
+    if len(text) > 400:
+        raise ParamError(422, "by is too long")
+    out: list[str] = []
+    for part in text.split(","):
+        p = part.strip()
+        if not p:
+            continue
+        if not _SCORER.fullmatch(p):
+            raise ParamError(422, f"'{shown(p)}' is not a scorer name (e.g. sharpness, iqa, classifier:3)")
+        if p not in out:
+            out.append(p)
+    if not out:
+        raise ParamError(422, "by is empty: give scorers, e.g. sharpness,iqa")
+    if len(out) > MAX_CURATE_SCORERS:
+        raise ParamError(422, f"by names {len(out)} scorers; at most {MAX_CURATE_SCORERS}")
+    if "drs" in out and len(out) > 1:
+        raise ParamError(422, "drs samples by the discriminator alone: choose it without other scorers")
+    return out
+
+
+def parse_curate_counts(num: str | None, keep: str | None) -> tuple[int, int]:
+    """(num, keep): images generated (1..512, default 128) and kept (1..64 and at most num, default 16)."""
+    n = parse_int(num, "num", 1, MAX_CURATE_NUM, 128)
+    k = parse_int(keep, "keep", 1, MAX_CURATE_KEEP, min(16, n))
+    if k > n:
+        raise ParamError(422, f"keep ({k}) is more than num ({n}): keep at most the images generated")
+    return n, k

@@ -9,6 +9,7 @@ never blocks the others.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class Studio:
     device: str
     needs_token: bool  # whether requests need `Authorization: Bearer TOKEN` (the token itself stays in `Guard`)
     cpu_threads: Any = None  # cpu_share.RequestThreads (`serve --threads 0`): fewer threads while other processes work
+    # What the attack and curate routes load besides generators (classifiers, runs with D, datasets): `held_work`.
+    held: HeldCache = field(default_factory=lambda: HeldCache(6), init=False, repr=False)
     _logs: dict[Path, MetricsLog] = field(default_factory=dict, init=False, repr=False)
     _logs_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -59,22 +62,46 @@ class Studio:
             raise P.ParamError(409, f"run '{run_dir.name}' has no checkpoint yet: wait for its first one")
         return self.cache.get(run_dir, step)
 
-    async def model_work(self, request: Request, run_dir: Path, work: Callable[[Loaded], _T]) -> tuple[_T, Loaded]:
+    async def model_work(
+        self, request: Request, run_dir: Path, work: Callable[[Loaded], _T], *, inference: bool = True
+    ) -> tuple[_T, Loaded]:
         """Load (cached) and run `work` in the thread pool under the model's lock. While it waits for its
-        turn, a request whose client has gone (a stale slider position the page aborted) is skipped."""
+        turn, a request whose client has gone (a stale slider position the page aborted) is skipped.
+        `work` runs in `torch.inference_mode` unless `inference=False` (work that may need gradients)."""
         loaded = await run_in_threadpool(self.need_model, run_dir)
+        return await self._locked(request, loaded.lock, lambda: work(loaded), inference), loaded
+
+    async def held_work(
+        self,
+        request: Request,
+        key: tuple[Any, ...],
+        load: Callable[[], Any],
+        work: Callable[[Any], _T],
+        *,
+        inference: bool = True,
+    ) -> _T:
+        """`model_work` for what else the routes load (an attack's classifier, a run with its discriminator, a
+        dataset): `load()` once per `key` (kept in the small LRU `held`, loaded in the thread pool outside
+        inference mode, so its tensors can take part in autograd later), then `work(value)` under its lock.
+        `inference=False` for work that needs gradients (attacks)."""
+        held = await run_in_threadpool(self.held.get, key, load)
+        return await self._locked(request, held.lock, lambda: work(held.value), inference)
+
+    async def _locked(self, request: Request, lock: threading.Lock, fn: Callable[[], _T], inference: bool = True) -> _T:
         gone = threading.Event()
 
         def locked() -> _T:
             import torch
 
-            with loaded.lock:
+            with lock:
                 if gone.is_set():
                     raise Cancelled
                 if self.cpu_threads is not None and self.device == "cpu":
                     self.cpu_threads.apply()
+                if not inference:
+                    return fn()
                 with torch.inference_mode():
-                    return work(loaded)
+                    return fn()
 
         outcome: list[tuple[bool, Any]] = []
         async with anyio.create_task_group() as tg:
@@ -96,7 +123,54 @@ class Studio:
         ok, value = outcome[0]
         if not ok:
             raise value
-        return value, loaded
+        return value
+
+
+class Held:
+    """One thing `HeldCache` keeps, with the lock held while a request uses it."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.lock = threading.Lock()
+
+
+class HeldCache:
+    """A small thread-safe LRU like `ModelCache`, for any loader: each key loads once (other requests for the
+    same key wait on that key's own load lock, not a global one) and the least recently used goes first."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = max(1, size)
+        self._items: OrderedDict[tuple[Any, ...], Held] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def get(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Held:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                return hit
+            load_lock = self._loading.setdefault(key, threading.Lock())
+        with load_lock:
+            with self._lock:
+                hit = self._items.get(key)
+                if hit is not None:
+                    self._items.move_to_end(key)
+                    return hit
+            try:
+                held = Held(load())
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+            with self._lock:
+                self._items[key] = held
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return held
+
+    def keys(self) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._items)
 
 
 async def _studio(request: Request) -> Studio:  # async: no thread-pool hop just to read app.state

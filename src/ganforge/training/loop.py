@@ -174,6 +174,10 @@ def check_before_data(cfg: TrainConfig, world_size: int = 1) -> None:
     loss, ...) on the data shapes the run could see (see `_possible_specs`)."""
     family = get_family(cfg.model)
     fam_cfg = _family_config(family, cfg)
+    if cfg.constraint.strip() or cfg.topk > 0:  # --constraint / --topk: a model and scorers that take them
+        from ..curate.constraints import check
+
+        check(cfg)
     if cfg.aug != "none" and not family.adversarial:
         raise ConfigError(f"--aug augments what a discriminator sees, and model '{family.name}' has none; drop --aug")
     _micro_batch(cfg, family, distributed.ProcessGroup(world_size=world_size))
@@ -249,14 +253,19 @@ def _train_run(
 ) -> TrainResult:
     """One training session (a resume is another), step by step in the order things happen."""
     cfg = run.cfg
-    governor = _threads(cfg, group, device, say)
     family, engine = _engine(cfg, group, device)
     data, spec = _load_data(run, family, engine, progress=progress, say=say)
+    # After the data and its checks: a run refused for its data says only why (no thread-count note first).
+    governor = _threads(cfg, group, device, say)
     model = _build(run, engine, data, spec, say)
     at = _Position()
     if run.resuming:
         _restore(run, model, engine, at, say)
         say(f"resuming {run.dir} from step {at.step}")
+    if cfg.constraint.strip() or cfg.topk > 0:  # G's loss terms of --constraint / --topk (ganforge.curate)
+        from ..curate.constraints import generator_terms
+
+        engine.generator_terms = generator_terms(cfg, len(data), spec.kind, step=lambda: at.step)
     s = _open_session(run, engine, model, at, say=say, stop_at=stop_at)
     s.governor = governor
     _announce(s)
@@ -448,7 +457,7 @@ def _build(run: RunFolder, engine: Engine, data: Any, spec: DataSpec, say: Calla
     lower_lr = _lower_lr(family, fam_cfg, spec, cfg.batch)
     if cfg.resume_from and not run.resuming:
         say(_load_pretrained(family, nets, cfg.resume_from, pretrained[1] if pretrained else {}, spec))
-    if cfg.channels_last and spec.kind != "points":
+    if cfg.channels_last and spec.kind not in ("points", "voxels"):  # NHWC is a layout of 2-D feature maps
         nets = nets.to(memory_format=torch.channels_last)
     if cfg.compile:
         _compile(family, nets)
@@ -593,7 +602,7 @@ def _step(s: _Session) -> bool:
     t0 = time.perf_counter()
     # Fetch a batch of real data (the dataset augments it: flips, crops, degradations).
     batch = model.stream.next()
-    if cfg.channels_last and model.spec.kind != "points":
+    if cfg.channels_last and model.spec.kind not in ("points", "voxels"):
         batch = {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
     # One optimisation step of the family (D and G updates), under autocast.
     with engine.autocast():

@@ -139,7 +139,9 @@
     const { parts, qs } = parseHash();
     view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
-      if (parts[0] === "run" && parts[1]) cleanup = await runView(parts[1]);
+      if (parts[0] === "attack") cleanup = await attackView(qs);
+      else if ((parts[0] === "run" || parts[0] === "runs") && parts[1] && parts[2] === "curate") cleanup = await curateView(parts[1], qs);
+      else if (parts[0] === "run" && parts[1]) cleanup = await runView(parts[1]);
       else if (parts[0] === "play" && parts[1]) cleanup = await playView(parts[1], qs);
       else cleanup = await runsView();
     } catch (e) {
@@ -199,7 +201,8 @@
       const runs = data.runs || [];
       const head = h("div", { class: "pagehead" }, h("h1", {}, "Runs"),
         h("span", { class: "muted mono", title: "RUNS_DIR" }, data.runs_dir), h("span", { class: "spacer" }),
-        h("span", { class: "muted" }, runs.length + (runs.length === 1 ? " run" : " runs")));
+        h("span", { class: "muted" }, runs.length + (runs.length === 1 ? " run" : " runs")),
+        h("a", { class: "btn", href: "#/attack", id: "open-attack", title: "fool a classifier with an invisible perturbation" }, "Adversarial examples →"));
       if (!runs.length) {
         view.replaceChildren(head, h("div", { class: "panel empty" },
           h("p", {}, "No runs here yet."),
@@ -404,6 +407,8 @@
           run.checkpoint_step !== null ? h("span", {}, "checkpoint " + fmtStep(run.checkpoint_step)) : h("span", {}, "no checkpoint yet"),
           run.status && run.status.message ? h("span", { class: run.status.state === "failed" ? "error" : "" }, run.status.message) : null),
         h("span", { class: "spacer" }),
+        run.checkpoint_step !== null && caps.inputs === "noise" && (!run.kind || run.kind === "image")
+          ? h("a", { class: "btn", href: "#/run/" + enc(run.name) + "/curate", id: "open-curate", title: "generate many, score them, keep the best" }, "Curate →") : null,
         run.checkpoint_step !== null && caps.inputs !== "unknown"
           ? h("a", { class: "btn primary", href: "#/play/" + enc(run.name) }, caps.inputs === "image" ? "Translate images →" : "Open playground →") : null);
     }
@@ -769,6 +774,262 @@
         examples,
         h("div", { class: "row", style: "margin-top:.8rem" }, download, caption), file));
     return () => { if (ctrl) ctrl.abort(); inImg.dispose(); outImg.dispose(); thumbs.forEach((t) => t.dispose()); };
+  }
+
+
+  // ---- attack page: adversarial examples against a classifier or a run's discriminator -----------
+  const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + " %");
+
+  async function attackView(qs) {
+    setCrumbs(h("a", { href: "#/" }, "runs"), h("b", {}, "adversarial examples"));
+    const info = await api("/api/attack/models");
+    const models = info.models || [];
+    const state = {
+      model: models.some((m) => m.id === qs.get("model")) ? qs.get("model") : (models[0] || {}).id,
+      method: (info.methods || []).includes(qs.get("method")) ? qs.get("method") : "pgd",
+      norm: (info.norms || []).includes(qs.get("norm")) ? qs.get("norm") : "linf",
+      eps: qs.get("eps"),
+    };
+    const modelSel = h("select", { id: "attack-model", "aria-label": "model" },
+      models.map((m) => h("option", { value: m.id, title: m.note || "" }, m.label)));
+    modelSel.value = state.model;
+    const modelNote = h("p", { class: "muted small" });
+    const methodSel = h("select", { id: "attack-method", "aria-label": "method" },
+      h("option", { value: "pgd" }, "PGD, 20 steps"), h("option", { value: "fgsm" }, "FGSM, one step"));
+    methodSel.value = state.method;
+    const normSel = h("select", { id: "attack-norm", "aria-label": "norm" },
+      h("option", { value: "linf" }, "L∞: each pixel by at most ε"), h("option", { value: "l2" }, "L2: the whole change by at most ε"));
+    normSel.value = state.norm;
+    const eps = h("input", { type: "range", id: "eps", "aria-label": "epsilon" });
+    const epsOut = h("output", { id: "eps-out" });
+    function setNorm(norm, value) {
+      if (norm === "linf") { eps.min = 0; eps.max = 16; eps.step = 1; } else { eps.min = 0; eps.max = 2; eps.step = 0.05; }
+      const v = Number(value);
+      eps.value = value !== null && value !== undefined && value !== "" && Number.isFinite(v) && v >= 0 && v <= Number(eps.max) ? v : (norm === "linf" ? 8 : 0.5);
+      showEps();
+    }
+    const showEps = () => { epsOut.textContent = normSel.value === "linf" ? `${eps.value}/255` : Number(eps.value).toFixed(2); };
+    setNorm(state.norm, state.eps);
+
+    const file = h("input", { type: "file", accept: "image/png,image/jpeg,image/webp,image/bmp,image/gif,image/tiff", hidden: true, id: "attack-upload" });
+    const inImg = new BlobImage({ alt: "your image" });
+    const drop = h("div", { class: "drop small-drop", tabindex: "0", role: "button", "aria-label": "choose an image", id: "attack-drop" },
+      h("span", {}, "Drop an image here", h("br"), "or click to choose one", h("br"), h("small", {}, "PNG or JPEG, up to 10 MB")));
+    const exampleBtn = h("button", { class: "btn", type: "button", id: "attack-example" }, "A held-out example");
+    const controls = h("section", { class: "panel controls attack-controls" },
+      field("Model", modelSel), modelNote, field("Method", methodSel), field("Norm", normSel), field("Budget ε", eps, epsOut),
+      field("Image", drop), h("div", { class: "row" }, exampleBtn), file);
+
+    // Stage: clean | perturbation | adversarial, each with its prediction.
+    const pane = (title, id, alt) => {
+      const img = h("img", { id, alt });
+      const cap = h("figcaption", { class: "pred" });
+      return { img, cap, el: h("figure", { class: "attack-cell" }, h("div", { class: "attack-title" }, title), h("div", { class: "frame" }, img), cap) };
+    };
+    const clean = pane("Clean", "attack-clean", "clean image");
+    const pert = pane("Perturbation ×10", "attack-pert", "perturbation, ten times, around grey");
+    const adv = pane("Adversarial", "attack-adv", "adversarial image");
+    const verdict = h("div", { class: "verdict", id: "attack-verdict" }, "Choose an image or a held-out example.");
+    const stats = h("div", { class: "facts attack-stats", id: "attack-stats" });
+    const stage = h("div", { class: "attack-stage" }, h("div", { class: "triple" }, clean.el, pert.el, adv.el), verdict, stats);
+    stage.hidden = false;
+
+    view.replaceChildren(
+      h("div", { class: "pagehead" }, h("h1", {}, "Adversarial examples"),
+        h("span", { class: "muted" }, "A change too small to see, found by following the model's gradient, can change its answer.")),
+      h("div", { class: "play" }, controls, stage));
+
+    let source = null; // {file} or {example: index}
+    let ctrl = null, debounce = 0, seq = 0;
+    function remember() {
+      const q = new URLSearchParams({ model: modelSel.value, method: methodSel.value, norm: normSel.value, eps: String(eps.value) });
+      history.replaceState(null, "", `#/attack?${q}`);
+    }
+    function showModelNote() {
+      const m = models.find((x) => x.id === modelSel.value);
+      modelNote.textContent = m && m.note ? m.note : "";
+    }
+    showModelNote();
+
+    async function run() {
+      remember();
+      if (!source) return;
+      if (ctrl) ctrl.abort();
+      ctrl = new AbortController();
+      const mine = ++seq;
+      const fd = new FormData();
+      fd.append("model", modelSel.value);
+      fd.append("method", methodSel.value);
+      fd.append("norm", normSel.value);
+      fd.append("eps", String(eps.value));
+      if (source.file) fd.append("image", source.file, source.file.name || "image.png");
+      else fd.append("example", String(source.example));
+      stage.classList.add("busy");
+      const t0 = performance.now();
+      try {
+        const r = await api("/api/attack", { method: "POST", body: fd, signal: ctrl.signal });
+        if (mine !== seq) return;
+        clean.img.src = r.images.clean; pert.img.src = r.images.perturbation; adv.img.src = r.images.adversarial;
+        fill(clean.cap, h("b", {}, r.clean_pred), " ", pct(r.clean_conf));
+        fill(pert.cap, "L∞ ", h("b", {}, `${r.linf_255.toFixed(1)}/255`), " · L2 ", h("b", {}, fmt(r.l2)));
+        fill(adv.cap, h("b", {}, r.adv_pred), " ", pct(r.adv_conf));
+        verdict.className = "verdict " + (r.flipped ? "flipped" : "held");
+        verdict.dataset.flipped = r.flipped ? "1" : "0";
+        fill(verdict, r.flipped ? `flipped: ${r.clean_pred} → ${r.adv_pred}` : `held: still ${r.adv_pred}`);
+        const size = r.reduced_from ? `${r.size[0]}×${r.size[1]} px (reduced from ${r.reduced_from[0]}×${r.reduced_from[1]})` : `${r.size[0]}×${r.size[1]} px`;
+        fill(stats, h("span", {}, r.method.toUpperCase(), " ", r.norm === "linf" ? "L∞" : "L2", " ε ", h("b", {}, r.eps_label)),
+          h("span", {}, r.label_source === "true" ? "true class " : "label (clean prediction) ", h("b", {}, r.label)),
+          h("span", {}, r.success ? "attack succeeded" : "attack failed"), h("span", {}, size),
+          h("span", {}, `${Math.round(performance.now() - t0)} ms`));
+      } catch (e) {
+        if (!isAbort(e)) toast(e.message);
+      } finally {
+        if (mine === seq) stage.classList.remove("busy");
+      }
+    }
+    const schedule = () => { clearTimeout(debounce); debounce = setTimeout(run, 150); };
+
+    function take(f) {
+      if (!f) return;
+      if (f.size > MAX_UPLOAD) { toast(`${f.name} is ${(f.size / 2 ** 20).toFixed(1)} MB; the limit is 10 MB`); return; }
+      source = { file: f };
+      inImg.set(f);
+      drop.replaceChildren(inImg.el);
+      run();
+    }
+    async function example() {
+      exampleBtn.disabled = true;
+      try {
+        const r = await api(`/api/attack/example?model=${enc(modelSel.value)}`);
+        source = { example: r.index };
+        drop.replaceChildren(h("img", { src: r.png, alt: `example ${r.index}: ${r.label}` }));
+        drop.title = `example ${r.index} of ${r.count} (${r.note}); class ${r.label}`;
+        run();
+      } catch (e) { if (!isAbort(e)) toast(e.message); } finally { exampleBtn.disabled = false; }
+    }
+    drop.addEventListener("click", () => file.click());
+    drop.addEventListener("keydown", (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); file.click(); } });
+    file.addEventListener("change", () => take(file.files[0]));
+    drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); take(ev.dataTransfer.files[0]); });
+    exampleBtn.addEventListener("click", example);
+    modelSel.addEventListener("change", () => {
+      showModelNote();
+      if (source && source.example !== undefined) example(); // an example belongs to its model's data
+      else run();
+    });
+    methodSel.addEventListener("change", run);
+    normSel.addEventListener("change", () => { setNorm(normSel.value, null); run(); });
+    eps.addEventListener("input", () => { showEps(); schedule(); });
+    return () => { clearTimeout(debounce); if (ctrl) ctrl.abort(); inImg.dispose(); };
+  }
+
+  // ---- curate view: generate many images, score them, keep the best -------------------------------
+  async function curateView(name, qs) {
+    const base = `/api/runs/${enc(name)}`;
+    const run = await api(base);
+    setCrumbs(h("a", { href: "#/" }, "runs"), h("a", { href: "#/run/" + enc(run.name) }, run.name), h("b", {}, "curate"));
+    const info = await api(`${base}/curate/scorers`);
+    const wanted = (qs.get("by") || "sharpness,iqa").split(",").filter(Boolean);
+    const boxes = new Map();
+    let classSel = null;
+    const list = [];
+    for (const s of info.scorers || []) {
+      const box = h("input", { type: "checkbox", value: s.name, disabled: !s.available, "data-scorer": s.name,
+        checked: s.available && wanted.some((w) => w === s.name || w.startsWith(s.name + ":")) });
+      boxes.set(s.name, box);
+      let extra = null;
+      if (s.takes === "class") {
+        const classes = info.classes || [];
+        const pre = (wanted.find((w) => w.startsWith("classifier:")) || "").slice("classifier:".length);
+        classSel = classes.length
+          ? h("select", { "aria-label": "class", id: "curate-class" }, classes.map((c, i) => h("option", { value: String(i) }, `${i}: ${c}`)))
+          : h("input", { type: "text", "aria-label": "class", id: "curate-class", placeholder: "class name or index", size: 10 });
+        if (pre) classSel.value = pre;
+        extra = classSel;
+      }
+      list.push(h("label", { class: "scorer" + (s.available ? "" : " off"), title: s.why || "" }, box, " ", h("span", {}, s.name), extra ? " " : null, extra,
+        s.why ? h("small", { class: "muted" }, s.why) : null));
+    }
+    const drs = boxes.get("drs");
+    for (const [n, b] of boxes) {
+      b.addEventListener("change", () => {
+        if (!b.checked) return;
+        if (n === "drs") boxes.forEach((o, m) => { if (m !== "drs") o.checked = false; });
+        else if (drs) drs.checked = false;
+      });
+    }
+    const lim = info.limits || { num: 512, keep: 64 };
+    const clampInt = (v, lo, hi, d) => { const n = Math.floor(Number(v)); return Number.isFinite(n) && n >= lo && n <= hi ? n : d; };
+    const num = h("input", { type: "number", min: 1, max: lim.num, step: 1, value: clampInt(qs.get("num"), 1, lim.num, 128), id: "curate-num", "aria-label": "images generated" });
+    const keep = h("input", { type: "number", min: 1, max: lim.keep, step: 1, value: clampInt(qs.get("keep"), 1, lim.keep, 16), id: "curate-keep", "aria-label": "images kept" });
+    const go = h("button", { class: "btn primary", type: "button", id: "curate-go" }, "Curate");
+    const controls = h("section", { class: "panel controls" }, h("h2", {}, "Score by"), h("div", { class: "scorers" }, list),
+      field(`Generate (seeds 0…n−1, at most ${lim.num})`, num), field(`Keep the best (at most ${lim.keep})`, keep), go,
+      h("p", { class: "muted hint" }, "Several scorers: each ranks the images and the mean rank decides. drs: discriminator rejection sampling, alone."));
+    const summary = h("div", { id: "curate-summary" }, h("p", { class: "muted" }, "Choose scorers and press Curate."));
+    const grid = h("div", { class: "kept-grid", id: "curate-grid" });
+    const results = h("section", { class: "panel curate-results" }, h("h2", {}, "Kept images, best first"), summary, grid);
+    view.replaceChildren(
+      h("div", { class: "pagehead" }, h("h1", {}, run.name), badge(run.status),
+        h("div", { class: "facts" }, h("span", {}, h("b", {}, run.family), " · " + (run.resolution || "?") + " px"),
+          h("span", {}, "checkpoint ", h("b", {}, fmtStep(run.checkpoint_step))))),
+      h("div", { class: "play" }, controls, results));
+
+    let ctrl = null;
+    function chosen() {
+      const out = [];
+      for (const [n, b] of boxes) {
+        if (!b.checked) continue;
+        if (n === "classifier") {
+          const c = classSel ? classSel.value.trim() : "";
+          if (!c) { toast("classifier: choose the class whose confidence to score"); return null; }
+          out.push("classifier:" + c);
+        } else out.push(n);
+      }
+      return out;
+    }
+    async function curate() {
+      const by = chosen();
+      if (by === null) return;
+      if (!by.length) { toast("choose at least one scorer"); return; }
+      if (ctrl) ctrl.abort();
+      ctrl = new AbortController();
+      const q = new URLSearchParams({ by: by.join(","), num: num.value, keep: keep.value });
+      history.replaceState(null, "", `#/run/${enc(run.name)}/curate?${q}`);
+      go.disabled = true; go.textContent = "Scoring…";
+      results.classList.add("busy");
+      const t0 = performance.now();
+      try {
+        const r = await api(`${base}/curate?${q}`, { signal: ctrl.signal });
+        const names = Object.keys(r.scorers || {});
+        const rows = names.map((n) => {
+          const s = r.scorers[n];
+          const up = s.after_mean !== null && s.before_mean !== null ? s.after_mean - s.before_mean : null;
+          return h("tr", {}, h("td", {}, n), h("td", { class: "mono" }, fmt(s.before_mean)), h("td", { class: "mono" }, fmt(s.after_mean)),
+            h("td", { class: "mono " + (up > 0 ? "up" : up < 0 ? "down" : "") }, up === null ? "–" : (up > 0 ? "+" : "") + fmt(up)));
+        });
+        fill(summary,
+          h("p", {}, `Kept ${r.kept.length} of ${r.num} images`, r.method === "drs" ? ` (DRS accepted ${pct(r.accepted_fraction)})` : ` by ${r.by.join(" + ")}`,
+            ` · step ${fmtStep(r.step)} · ${Math.round(performance.now() - t0)} ms`),
+          h("table", { class: "scores-table" }, h("thead", {}, h("tr", {}, h("th", {}, "scorer"), h("th", {}, "mean before"), h("th", {}, "mean after"), h("th", {}, "change"))),
+            h("tbody", {}, rows)));
+        fill(grid, r.kept.map((k) => h("a", { class: "kept", href: `#/play/${enc(run.name)}?seed=${k.seed}`, title: `open seed ${k.seed} in the playground`, "data-seed": k.seed },
+          h("img", { src: k.png, alt: `seed ${k.seed}` }),
+          h("span", { class: "mono" }, `#${k.rank + 1} · seed ${k.seed}`),
+          Object.entries(k.scores).map(([n, v]) => h("small", { class: "mono" }, `${n} ${fmt(v)}`)))));
+        grid.dataset.count = String(r.kept.length);
+      } catch (e) {
+        if (!isAbort(e)) toast(e.message);
+      } finally {
+        go.disabled = false; go.textContent = "Curate";
+        results.classList.remove("busy");
+      }
+    }
+    go.addEventListener("click", curate);
+    if (qs.get("by")) curate();
+    return () => { if (ctrl) ctrl.abort(); };
   }
 
   window.addEventListener("hashchange", route);
