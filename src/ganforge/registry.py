@@ -24,6 +24,8 @@ _FAMILY_PATHS: dict[str, str] = {
     "cyclegan": "ganforge.families.cyclegan:CycleGAN",
     "srgan": "ganforge.families.srgan:SRGAN",
     "fastgan": "ganforge.families.fastgan:FastGAN",
+    "dfgan": "ganforge.families.dfgan:DFGAN",
+    "gan3d": "ganforge.families.gan3d:GAN3D",
 }
 
 
@@ -39,6 +41,8 @@ DESCRIPTIONS: dict[str, str] = {
     "cyclegan": "unpaired translation (Zhu et al. 2017): two ResNet G, two PatchGAN D, cycle + identity losses",
     "srgan": "super-resolution (Ledig et al. 2017): SRResNet x2/x4, PSNR pre-training then GAN; any image set",
     "fastgan": "FastGAN (Liu et al. 2021): SLE generator, self-supervised D; few-shot sets, --aug diffaugment by default",
+    "dfgan": "DF-GAN (Tao et al. 2022): caption -> image, fusion blocks, MA-GP; its own text encoder, no download",
+    "gan3d": "3D-GAN (Wu et al. 2016): voxel shapes (--data shapes3d), 3-D transposed convs, D gated at 80 % accuracy",
 }
 
 

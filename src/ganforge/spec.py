@@ -24,7 +24,10 @@ from .text import TEXT_BYTES, text_problem
 #   paired    aligned source/target pairs (pix2pix)                 Batch: source, target
 #   unpaired  two domains with no correspondence (CycleGAN)         Batch: A, B (independent draws)
 #   superres  high-resolution crops with their degraded low-res     Batch: source (LR), target (HR)
-DATA_KINDS = ("image", "points", "paired", "unpaired", "superres")
+#   voxels    3-D occupancy grids (x, y, z; y up), e.g. shapes3d    Batch: image (B,1,R,R,R) in {-1,1}, label (B,)
+#             (a volume under the key images use: what only batches or flattens examples treats it as one;
+#             `resolution` is the grid's side, `channels` 1; samples are occupancy p as 2p - 1, occupied: > 0)
+DATA_KINDS = ("image", "points", "paired", "unpaired", "superres", "voxels")
 # Kinds whose families take an image in (`ImageRequest`) instead of noise.
 IMAGE_INPUT_KINDS = ("paired", "unpaired", "superres")
 

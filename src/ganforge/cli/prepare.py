@@ -178,7 +178,10 @@ def prepare(
 
     s = data.summary()
     r = s["resolution"]
-    click.echo(f"wrote {data.dest}: {s['kept']} images, {r}x{r} {_channel_name(s['channels'])}")
+    if s.get("kind") == "voxels":  # a folder of voxel grids / meshes (ganforge.data.voxels)
+        click.echo(f"wrote {data.dest}: {s['kept']} shapes, {r}x{r}x{r} voxels")
+    else:
+        click.echo(f"wrote {data.dest}: {s['kept']} images, {r}x{r} {_channel_name(s['channels'])}")
     line = f"kept {s['kept']}, skipped {s['skipped']}, duplicates {s['duplicates']}, ignored {s['ignored']}"
     if data.labels is not None:
         shown = ", ".join(data.class_names[:8]) + (", ..." if len(data.class_names) > 8 else "")

@@ -131,6 +131,9 @@ def generate(
     if prompt is not None:
         tag += "-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", prompt).strip("._")[:40] or "prompt")
     batches = _generate_batches(model, seed_list, label=label, trunc=trunc, noise_mode=noise_mode, prompt=prompt)
+    if model.spec.kind == "voxels":
+        _write_shapes(model, seed_list, batches, target, tag, grid=grid, scale=scale)
+        return
     if model.spec.kind == "points":
         path = _grid_file(target, f"points-{tag}.png")
         x = torch.cat([xb for _, xb in batches])
@@ -170,6 +173,30 @@ def generate(
         for s, img in zip(chunk, to_pil(x)):
             _write(save_png, upscale(img, scale), target / f"seed{s:04d}.png")
     click.echo(f"wrote {len(seed_list)} images to {target} (step {model.step})")
+
+
+def _write_shapes(
+    model: Any, seeds: list[int], batches: Iterator[tuple[list[int], torch.Tensor]], target: Path, tag: str, *, grid: bool,
+    scale: int,
+) -> None:
+    """Voxel models: a mesh per seed (seedNNNN.obj and .ply, by marching cubes) and a grid of shaded renderings
+    (grid-TAG.png); with --grid, only the grid (at --out when it names an image file)."""
+    from ..sample.annotate import upscale
+    from ..sample.grid import GridCanvas, save_image
+    from ..sample.shapes import render_size, render_volumes, write_meshes
+
+    path = _grid_file(target, f"grid-{tag}.png")
+    meshes = 0
+    side = render_size(model.spec.resolution)
+    canvas = GridCanvas(len(seeds), side, side, 3)
+    for chunk, x in batches:  # rendered a batch at a time: only the grid's pixels are kept
+        if not grid:
+            _mkdir(target)
+            meshes += len(write_meshes(x, [f"seed{s:04d}" for s in chunk], target)) // 2
+        canvas.add(render_volumes(x, side))
+    _write(_saver(save_image, path), upscale(canvas.image(), scale), path)
+    made = "" if grid else f" and {meshes} meshes (.obj, .ply) to {target}"
+    click.echo(f"wrote {path} ({len(seeds)} shapes){made} (step {model.step})")
 
 
 def _generate_batches(
@@ -319,6 +346,14 @@ def interpolate(
     kw = dict(spherical=slerp, closed=not grid, endpoints=grid, label=label)
     if images:
         x = image_walk(model, list(images), frames, **kw)
+    elif model.spec.kind == "voxels":  # shapes: the walk's frames are their renderings
+        from ..sample.interpolate import walk
+        from ..sample.latents import latents_for_seeds
+        from ..sample.shapes import render_walk
+
+        keys = parse_seeds(seeds)
+        z = walk(latents_for_seeds(keys, model.latent_shape), frames, spherical=slerp, closed=not grid, endpoints=grid)
+        x = render_walk(model, z, label, keys[0])
     else:
         x = latent_walk(model, parse_seeds(seeds), frames, **kw)
     path = save_walk(x, target, fps=fps, scale=scale)

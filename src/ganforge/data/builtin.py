@@ -8,7 +8,8 @@
 - day2night (unpaired, for CycleGAN-like models): two domains of 500 procedural scenes each (sky
   gradient, horizon, ground, sun or moon, buildings with windows), bright day colours against dark blue
   nights with lit windows and stars; each domain has its own random scenes (no correspondence).
-- digits, digits16 (`digits.py`) and ring8, grid25 (`points.py`) register themselves.
+- digits, digits16 (`digits.py`), ring8, grid25 (`points.py`) and shapes3d (`voxels.py`, 3-D occupancy grids)
+  register themselves.
 
 The demo sets are drawn from fixed seeds in unit coordinates, so they are identical on every machine and
 the same scenes at any resolution (default 32 px); they take well under a second to make.
@@ -295,7 +296,7 @@ def register(name: str, loader: Callable, description: str) -> None:
 
 def _ensure_registered() -> None:
     # Modules that define more built-ins register them on import.
-    for module in ("ganforge.data.points", "ganforge.data.digits"):
+    for module in ("ganforge.data.points", "ganforge.data.digits", "ganforge.data.voxels"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:
@@ -365,6 +366,8 @@ def export(name: str, dest: str | Path) -> dict[str, object]:
     if dest.exists():
         raise DataError(f"{dest} already exists; export into a new folder (ganforge never writes over one)")
     ds = load(name)
+    if ds.kind == "voxels":
+        raise DataError(f"'{name}' holds 3-D voxel shapes, not images; train on it directly with --data {name}")
     if not isinstance(ds, (ImageDataset, PairedDataset, UnpairedDataset)):
         raise DataError(f"'{name}' holds 2-D points, not images; there is nothing to export as PNG files")
     dest.parent.mkdir(parents=True, exist_ok=True)

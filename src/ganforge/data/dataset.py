@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from . import builtin, downloads, pairs
+from . import builtin, downloads, pairs, voxels
 from .archive import is_prepared_archive, read_archive, read_dataset_json
 from .kinds import (
     BatchSampler,
@@ -29,10 +29,11 @@ from .kinds import (
     degrade,
     single_stream,
 )
+from .voxels import VoxelDataset
 
 __all__ = [
     "BUILTIN_PREFIX", "BatchSampler", "BatchStream", "Dataset", "ImageDataset", "PairedDataset", "PointDataset",
-    "SuperResDataset", "UnpairedDataset", "as_kind", "class_weights", "degrade", "load_dataset", "shadowed_builtin",
+    "SuperResDataset", "UnpairedDataset", "VoxelDataset", "as_kind", "class_weights", "degrade", "load_dataset", "shadowed_builtin",
     "single_stream",
 ]  # fmt: skip
 
@@ -81,6 +82,8 @@ def load_dataset(
     meta = read_dataset_json(path) if on_disk and (path.is_dir() or path.suffix.lower() == ".zip") else None
     if downloads.claims(text):  # hf:OWNER/NAME, or a named download such as mnist, horse2zebra
         ds: Dataset = downloads.load(text, resolution=resolution, channels=channels, progress=progress)
+    elif on_disk and (voxels.is_voxel_archive(meta) or (meta is None and voxels.is_voxel_source([path]))):
+        ds = voxels.load_voxels(path, resolution=resolution, channels=channels)  # 3-D shapes: archive or raw folder
     elif meta is not None and (meta.get("layout") or "images") != "images":
         ds = pairs.read_two_sided_archive(path, resolution=resolution, channels=channels)
     elif two_sided and meta is None and on_disk and path.is_dir() and not options.get("colorize"):
@@ -89,6 +92,8 @@ def load_dataset(
         ds = _load_images(text, resolution=resolution, channels=channels, progress=progress)
     if isinstance(ds, (PairedDataset, UnpairedDataset)):
         return pairs.as_requested_kind(ds, kinds, what=text, prepared=on_disk, crop=crop)
+    if ds.kind == "voxels":
+        return ds  # 3-D shapes go to the family as they are (its `check` refuses them if it models images)
     out = as_kind(ds, kinds, **options)
     if two_sided and out.kind not in kinds and isinstance(out, ImageDataset):
         raise pairs.needs_two_sided_error(text, two_sided[0])

@@ -15,7 +15,9 @@ not apply to, so callers read them instead of probing with `getattr`. The kinds:
 - `PairedDataset`: aligned source/target images (`source`, `target`), e.g. edges -> photos;
 - `UnpairedDataset`: two domains drawn independently (`A`, `B`), e.g. horses and zebras;
 - `SuperResDataset`: random high-resolution crops and their bicubic low-resolution versions made on the
-  fly (`source` = LR, `target` = HR), from any image dataset.
+  fly (`source` = LR, `target` = HR), from any image dataset;
+- `VoxelDataset` (in `voxels.py`, with the shapes3d set and the voxel readers): 3-D occupancy grids (`image`
+  as a volume (B, 1, R, R, R), `label`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Dataset(ABC):
     """What every dataset kind has. The kinds are dataclasses that set what applies to them as fields (an
     `ImageDataset`'s labels, a `PointDataset`'s mixture); the rest keep these class-level defaults."""
 
-    kind: ClassVar[str]  # the data kind (spec.DATA_KINDS): "image", "points", "paired", "unpaired", "superres"
+    kind: ClassVar[str]  # the data kind (spec.DATA_KINDS): "image", "points", "paired", "unpaired", "superres", "voxels"
     name: str = ""
     labels: torch.Tensor | None = None  # int64 (N,) class labels; None: unlabelled
     class_names: Sequence[str] = ()
@@ -70,8 +72,42 @@ class Dataset(ABC):
         """Up to n fixed examples, for sample grids and diagnostics."""
 
 
+class IndexedSamples(Dataset):
+    """N samples held in one tensor, with optional labels (N,): batches are drawn by index. The image and voxel
+    kinds share their streams, previews and per-class examples through it."""
+
+    labels: torch.Tensor | None
+    name: str
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    @abstractmethod
+    def batch(self, idx: torch.Tensor, *, xflip: bool = False, generator: torch.Generator | None = None) -> Batch: ...
+
+    def stream(self, batch: int, seed: int, *, xflip: bool = False, class_balance: float = 0.0) -> BatchStream:
+        weights = None
+        if class_balance:
+            if self.labels is None:
+                raise DataError(f"--class-balance draws classes evenly, and {self.name or 'this dataset'} has no labels; drop it")
+            weights = class_weights(self.labels, class_balance)
+        return single_stream(self, batch, seed, xflip, weights)
+
+    def preview(self, n: int) -> Batch:
+        """The first n samples (and labels): fixed real examples for diagnostics."""
+        return self.batch(torch.arange(min(n, len(self)), device=self.device))
+
+    def class_examples(self, classes: list[int], per_class: int = 16) -> Batch:
+        """Up to `per_class` real samples of each class in `classes` (for per-class diversity checks)."""
+        if self.labels is None:
+            return self.preview(per_class)
+        idx = torch.cat([torch.nonzero(self.labels == c).flatten()[:per_class] for c in classes])
+        return self.batch(idx.to(self.device))
+
+
 @dataclass
-class ImageDataset(Dataset):
+class ImageDataset(IndexedSamples):
     """Images as uint8 (N, C, H, W) with optional int64 labels (N,) and captions (N, TEXT_BYTES) uint8
     (`spec.encode_text`; batches carry them as `text`)."""
 
@@ -86,24 +122,9 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def stream(self, batch: int, seed: int, *, xflip: bool = False, class_balance: float = 0.0) -> BatchStream:
-        weights = None
-        if class_balance:
-            if self.labels is None:
-                raise DataError(f"--class-balance draws classes evenly, and {self.name or 'this dataset'} has no labels; drop it")
-            weights = class_weights(self.labels, class_balance)
-        return single_stream(self, batch, seed, xflip, weights)
-
-    def preview(self, n: int) -> Batch:
-        """The first n images (and labels): fixed real examples for diagnostics."""
-        return self.batch(torch.arange(min(n, len(self)), device=self.images.device))
-
-    def class_examples(self, classes: list[int], per_class: int = 16) -> Batch:
-        """Up to `per_class` real images of each class in `classes` (for per-class diversity checks)."""
-        if self.labels is None:
-            return self.preview(per_class)
-        idx = torch.cat([torch.nonzero(self.labels == c).flatten()[:per_class] for c in classes])
-        return self.batch(idx.to(self.images.device))
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
 
     @property
     def resolution(self) -> int:

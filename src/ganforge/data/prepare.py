@@ -193,6 +193,13 @@ class PreparedData:
         }
 
 
+class PreparedVoxels(PreparedData):
+    """Voxel shapes (`data.voxels`): `images` holds the grids, uint8 (N, R, R, R); the summary says so."""
+
+    def summary(self) -> dict:
+        return {**super().summary(), "kind": "voxels", "channels": 1}
+
+
 def filter_note(filter_name: str, reduced: np.ndarray | None) -> str:
     """'' unless `nearest` was asked for and some images were reduced, with box in its place."""
     n = int(np.count_nonzero(reduced)) if reduced is not None else 0
@@ -1055,6 +1062,18 @@ def prepare_to(
     _check_overlap(sources, dest, report, opts.labels, opts.captions)
     _check_dest(dest, overwrite)
     _check_report(report)
+    from . import voxels
+
+    if voxels.is_voxel_source(sources):  # voxel grids and meshes: 3-D shapes, written as a voxel archive
+        got = voxels.read_voxel_sources(sources, resolution=opts.resolution, folder_labels=opts.folder_labels, exclude=[dest, report])
+        shapes = PreparedVoxels(
+            got.voxels, got.labels, got.class_names, got.files, skipped=got.skipped, ignored=got.ignored,
+            resolution=got.resolution,
+        )
+        return _write_outputs(
+            shapes, dest, report,
+            lambda: voxels.write_voxel_archive(shapes.images, shapes.labels, shapes.class_names, shapes.files, dest),
+        )
     data = prepare(sources, opts, progress=progress, exclude=[dest, report])
     return _write_outputs(
         data,

@@ -27,7 +27,12 @@ __all__ = [
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> Image.Image:
-    """One image with the batch tiled in rows (white 1 px gutters)."""
+    """One image with the batch tiled in rows (white 1 px gutters). Volumes (B, 1, D, H, W), voxel shapes, are
+    shown as their shaded renderings (`sample.shapes`)."""
+    if images.dim() == 5:
+        from .shapes import render_volumes
+
+        images = render_volumes(images)
     b, c, h, w = images.shape
     grid = GridCanvas(b, h, w, c, nrow=nrow, pad=pad)
     grid.add(images)

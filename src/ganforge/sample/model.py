@@ -176,7 +176,8 @@ class Model:
         """One image per seed (same seed, same image). `seeds`: whole numbers from 0 to 2**32 - 1 (a list,
         a range, an integer array) or a string in the CLI's --seeds syntax, "0-3,7"; anything else (negative,
         fractional, too large, none) raises a one-line ConfigError. output="pil" gives PIL images, "png" PNG bytes,
-        "tensor" a float tensor (B, C, H, W) in [-1, 1]. For conditional models, `label` (index or class
+        "tensor" a float tensor (B, C, H, W) in [-1, 1] (voxel models: volumes (B, 1, R, R, R), and renderings as
+        PIL images or PNG). For conditional models, `label` (index or class
         name) applies to every seed; else, with `label_counts` (one count per class, e.g. the real data's
         histogram), each seed's class is drawn with those frequencies, fixed by the seed, as evaluation
         does; by default seed s gets class s % num_classes. Text-conditioned models take `prompt` (a caption,
@@ -193,7 +194,11 @@ class Model:
         )
         if output == "tensor":
             return x
-        if self.spec.kind != "image":
+        if self.spec.kind == "voxels":  # 3-D shapes: their shaded renderings (meshes: sample.shapes.write_meshes)
+            from .shapes import render_volumes
+
+            x = render_volumes(x)
+        elif self.spec.kind != "image":
             raise ConfigError("this model generates points, not images: use output='tensor'")
         pil = to_pil(x)
         return pil if output == "pil" else [png_bytes(im) for im in pil]

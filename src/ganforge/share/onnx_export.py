@@ -11,6 +11,10 @@ PyTorch 2.9; the TorchScript exporter is deprecated). Inputs and outputs:
                    (or points float32 (batch, D) for point data)
   stylegan2        z, [labels,] psi float32 (1,): truncation toward the tracked mean w, 1 = none;
                    per-pixel noise is fixed to the 'const' mode (same z, same image, as `generate`)
+  text to image    z, sentence float32 (batch, sent_dim): the family's text encoder's sentence vector (dfgan). The
+                   encoder itself (a Python tokenizer: hashed character n-grams) is not in the graph; the
+                   vectors of the data's example captions are in the file's metadata (`sentence_vectors`), and
+                   `Model.load(run).family.sentence(...)` gives any prompt's
   image to image   source float32 (batch, C, H, W) in [-1, 1] -> image; H and W are dynamic (multiples of
                    the network's stride) for fully convolutional families, else fixed at the training size
 
@@ -36,7 +40,7 @@ from torch import nn
 
 from ..errors import GanforgeError, require
 from ..sample.latents import noise_request
-from ..spec import ImageRequest, NoiseRequest
+from ..spec import ImageRequest, NoiseRequest, encode_text
 
 DEFAULT_OPSET = 18  # the torch.export-based exporter's own default opset
 TOLERANCE = 1e-3  # max |ONNX - PyTorch| accepted, for outputs in [-1, 1] (observed: ~1e-6)
@@ -58,6 +62,35 @@ class _Noise(nn.Module):
 class _NoiseLabels(_Noise):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.family.generate(self.nets, NoiseRequest(z, labels))
+
+
+class _Text(nn.Module):
+    """z, sentence vectors -> images: a text-conditioned family past its text encoder (`sample_sentence`)."""
+
+    def __init__(self, family: Any, nets: nn.ModuleDict) -> None:
+        super().__init__()
+        self.family, self.nets = family, nets
+
+    def forward(self, z: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        return self.family.sample_sentence(self.nets, z, sentence)
+
+
+def _sentences(model: Any, prompts: list[str]) -> torch.Tensor:
+    """Sentence vectors (B, dim) of `prompts` under a text-conditioned model's own encoder."""
+    try:
+        with torch.no_grad():
+            return model.family.sentence(model.nets, encode_text(prompts))
+    except AttributeError:  # a text family without the sentence-vector entry points
+        raise GanforgeError(
+            f"model '{model.family.name}' reads text but has no sentence-vector entry point (sentence, "
+            "sample_sentence), so it cannot be exported to ONNX"
+        ) from None
+
+
+def _prompts(model: Any, n: int) -> list[str]:
+    """n prompts for the export's example and check: the data's example captions, in turn."""
+    caps = list(model.spec.captions) or ["red heart"]
+    return [caps[i % len(caps)] for i in range(n)]
 
 
 class _StyleGAN(_Noise):
@@ -149,6 +182,15 @@ def export_onnx(
             notes.append("per-pixel noise is fixed to the 'const' mode")
         else:
             wrapper = (_NoiseLabels if cond else _Noise)(fam, nets)
+        if fam.capabilities_for(nets).conditioning == "text":
+            wrapper = _Text(fam, nets)
+            names = ["z", "sentence"]
+            example = (ex_req.z, _sentences(model, _prompts(model, 2)))
+            shapes = {"z": {0: batch}, "sentence": {0: batch}}
+            notes.append(
+                "sentence is the text encoder's vector of a caption; the data's example captions' vectors are in "
+                "the metadata (sentence_vectors); other prompts need ganforge (the encoder is not exported)"
+            )
         out_name = "points" if spec.kind == "points" else "image"
         candidates: list[tuple[tuple, dict, list[str], int]] = [(example, shapes, [], 0)]
     else:
@@ -247,6 +289,13 @@ def _check(
     """Max |ONNX - PyTorch| over the check inputs, PyTorch being the model's own (fused, unexported) path."""
     spec = model.spec
     worst = 0.0
+    if "sentence" in names:
+        prompts = _prompts(model, len(CHECK_SEEDS))
+        req = noise_request(list(CHECK_SEEDS), model.latent_shape, spec.num_classes)
+        req.text = encode_text(prompts)
+        feed = {"z": req.z.numpy(), "sentence": _sentences(model, prompts).numpy()}
+        ref = model.sampler.run(req).numpy()
+        return float(np.abs(sess.run([out_name], feed)[0] - ref).max())
     if model.capabilities.inputs == "noise":
         psis = (1.0, psi) if "psi" in names else (1.0,)
         for p in psis:
@@ -295,6 +344,13 @@ def _annotate(path: Path, model: Any, notes: list[str]) -> None:
         "output_range": "[-1, 1]: uint8 = round((x + 1) * 127.5)",
         "notes": "; ".join(notes),
     }
+    if model.capabilities.conditioning == "text":
+        prompts = list(dict.fromkeys(spec.captions))
+        if prompts:
+            vecs = _sentences(model, prompts)
+            props["sentence_vectors"] = json.dumps(
+                {p: [round(float(v), 6) for v in row] for p, row in zip(prompts, vecs)}
+            )
     for k, v in props.items():
         entry = m.metadata_props.add()
         entry.key, entry.value = k, v

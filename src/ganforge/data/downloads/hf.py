@@ -1,10 +1,13 @@
-"""`--data hf:OWNER/NAME[:SPLIT][:COLUMN]`: an image dataset through Hugging Face `datasets` (the `hub` extra).
+"""`--data hf:OWNER/NAME[:SPLIT][:COLUMN][?caption=TEXT]`: an image dataset through Hugging Face `datasets` (the
+`hub` extra).
 
 The target is a Hub repository, or a local folder: one written by `save_to_disk` (a Dataset or a
 DatasetDict), or an image folder (class sub-folders, as `datasets`' "imagefolder" builder reads it).
 SPLIT defaults to `train` (else the first split) and may carry `datasets`' slice syntax, `train[:1000]`,
 which caps how many images are read. COLUMN names the image column; by default it is the first `Image`
-feature. The first `ClassLabel` feature, if any, gives the class labels and their names.
+feature. The first `ClassLabel` feature, if any, gives the class labels and their names. The first string
+column, if any, gives each image its caption (for text-to-image models); `?caption=TEXT` names another one and
+`?caption=none` reads none.
 
 Images go through the same per-image steps as a raw folder (`prepare._prepare_one`: upright, alpha
 flattened onto white, padded to a square, resized), so an HF dataset trains exactly as the same images
@@ -26,6 +29,21 @@ from ...errors import DataError, require
 PREFIX = "hf:"
 _BATCH = 256  # rows read from the Arrow table at a time
 _SLICE = re.compile(r"^(?P<split>[\w.-]+)\[(?P<a>-?\d*):(?P<b>-?\d*)\]$")
+
+
+CAPTION_QUERY = "?caption="
+
+
+def split_caption(spec: str) -> tuple[str, str | None]:
+    """'owner/name:train?caption=text' -> ('owner/name:train', 'text'); no query -> (spec, None)."""
+    head, sep, col = spec.rpartition(CAPTION_QUERY)
+    if not sep:
+        if "?" in spec and not Path(spec).expanduser().exists():
+            raise DataError(f"hf:{spec}: the only option after '?' is caption=COLUMN (or caption=none)")
+        return spec, None
+    if not col:
+        raise DataError(f"hf:{spec}: name the caption column after '?caption=' (or caption=none)")
+    return head, col
 
 
 def parse(spec: str) -> tuple[str, str | None, str | None]:
@@ -144,6 +162,59 @@ def _columns(ds: Any, column: str | None, what: str) -> tuple[str, str | None]: 
     return image, (labels[0] if labels else None)
 
 
+def _text_column(ds: Any, column: str | None, what: str) -> str | None:  # noqa: ANN401
+    """The caption column: `column` ('none': no captions), else the first string feature (None if there is none)."""
+    datasets = require("datasets", "hub")
+    feats = ds.features
+
+    def is_text(f: Any) -> bool:  # noqa: ANN401
+        return isinstance(f, datasets.Value) and f.dtype in ("string", "large_string")
+
+    if column is None:
+        texts = [k for k, f in feats.items() if is_text(f)]
+        return texts[0] if texts else None
+    if column.lower() == "none":
+        return None
+    if column not in feats:
+        raise DataError(f"{what} has no column '{column}'; its columns are {', '.join(feats)}")
+    if not is_text(feats[column]):
+        kind = type(feats[column]).__name__ if not isinstance(feats[column], datasets.Value) else feats[column].dtype
+        texts = [k for k, f in feats.items() if is_text(f)]
+        raise DataError(f"{what}: column '{column}' is {kind}, not text; text columns: {', '.join(texts) or 'none'}")
+    return column
+
+
+def _captions(ds: Any, column: str, keep: list[int], what: str, named: bool) -> list[str] | None:  # noqa: ANN401
+    """The kept rows' captions, each checked as the contract's captions are (`text.text_problem`). A column picked
+    by default (the first string column: it may be an id or a file name) with an unusable row gives no captions
+    and a warning; a column the user named gives the error."""
+    from ...text import TEXT_BYTES, text_problem
+
+    cells = list(ds.select_columns([column])[column])
+    out = []
+    for i in keep:
+        cap = cells[i]
+        if isinstance(cap, str):
+            cap = " ".join(cap.split())  # newlines and runs of spaces: one space
+            if len(cap.encode("utf-8")) > TEXT_BYTES:  # a long description: cut at a word boundary, as a prompt must be
+                cut = cap.encode("utf-8")[:TEXT_BYTES].decode("utf-8", "ignore")
+                cap = cut.rsplit(" ", 1)[0] if " " in cut else cut
+        problem = text_problem(cap, f"the caption of row {i} (column '{column}')")
+        if problem and named:
+            raise DataError(f"{what}: {problem}; fix the data or read no captions with ?caption=none")
+        if problem:
+            import warnings
+
+            warnings.warn(
+                f"{what}: no captions read ({problem}); name a text column with ?caption=COLUMN",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        out.append(cap)
+    return out
+
+
 def _sources(ds: Any, image: str) -> Any:  # noqa: ANN401
     """Each row's image as encoded bytes, or a path when the table only stores one."""
     for batch in ds.iter(batch_size=_BATCH):
@@ -164,10 +235,12 @@ def load(spec: str, *, resolution: int | None = None, channels: int | None = Non
     from ..kinds import ImageDataset
     from ..prepare import FILTERS, PrepareOptions, _auto_resolution, _Params, _prepare_one, background_rgb
 
+    spec, caption = split_caption(spec)
     target, split, column = parse(spec)
     what = f"hf:{spec}"
     ds = _open(target, split)
     image_col, label_col = _columns(ds, column, what)
+    text_col = _text_column(ds, caption, what)
     ds = ds.cast_column(image_col, datasets.Image(decode=False))
     n = len(ds)
     if n == 0:
@@ -218,8 +291,9 @@ def load(spec: str, *, resolution: int | None = None, channels: int | None = Non
         names = list(ds.features[label_col].names)
         if (labels < 0).any():  # -1: no label (e.g. a test split): an unlabelled dataset then
             labels, names = None, []
+    captions = _captions(ds, text_col, keep_idx, what, named=caption is not None) if text_col else None
     name = Path(target).name if _is_local(target) else target.replace("/", "-")
-    out = ImageDataset.from_numpy(np.stack(kept), labels, names, name=name)  # (N, H, W, C)
+    out = ImageDataset.from_numpy(np.stack(kept), labels, names, name=name, captions=captions)  # (N, H, W, C)
     if channels is not None:
         out = out.with_channels(channels)
     return out
