@@ -253,10 +253,9 @@ def _train_run(
 ) -> TrainResult:
     """One training session (a resume is another), step by step in the order things happen."""
     cfg = run.cfg
+    governor, threads_note = _threads(cfg, group, device)
     family, engine = _engine(cfg, group, device)
     data, spec = _load_data(run, family, engine, progress=progress, say=say)
-    # After the data and its checks: a run refused for its data says only why (no thread-count note first).
-    governor = _threads(cfg, group, device, say)
     model = _build(run, engine, data, spec, say)
     at = _Position()
     if run.resuming:
@@ -268,27 +267,27 @@ def _train_run(
         engine.generator_terms = generator_terms(cfg, len(data), spec.kind, step=lambda: at.step)
     s = _open_session(run, engine, model, at, say=say, stop_at=stop_at)
     s.governor = governor
+    if threads_note:  # said once the run has passed every check: a refused run says only why
+        say(threads_note)
     _announce(s)
     _start_progress(s, progress)
     return _loop(s)
 
 
-def _threads(cfg: TrainConfig, group: distributed.ProcessGroup, device: torch.device, say: Callable[[str], None]):
+def _threads(cfg: TrainConfig, group: distributed.ProcessGroup, device: torch.device) -> tuple[Any, str]:
     """--threads N fixes torch's CPU threads; 0 on a CPU (one process) lets `cpu_share.ThreadGovernor` give the run
     the cores other processes leave free, now and as their load changes (two trainings on two cores: one thread
-    each, 2.6x faster each than two threads each). Fixed threads are what makes a CPU run reproducible bit for bit."""
+    each, 2.6x faster each than two threads each). Fixed threads are what makes a CPU run reproducible bit for bit.
+    Returns the governor (or None) and its start note ("" when it has nothing to say)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-        return None
+        return None, ""
     if device.type != "cpu" or group.world_size > 1:
-        return None
+        return None, ""
     from ..cpu_share import ThreadGovernor
 
     governor = ThreadGovernor()
-    line = governor.start()
-    if line:
-        say(line)
-    return governor
+    return governor, governor.start() or ""
 
 
 # ---- the session's state ---------------------------------------------------------------------
