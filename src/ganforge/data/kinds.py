@@ -74,10 +74,11 @@ class Dataset(ABC):
 
 class IndexedSamples(Dataset):
     """N samples held in one tensor, with optional labels (N,): batches are drawn by index. The image and voxel
-    kinds share their streams, previews and per-class examples through it."""
+    kinds share their class count, streams, previews and per-class examples through it."""
 
-    labels: torch.Tensor | None
-    name: str
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names) if self.labels is not None else 0
 
     @property
     @abstractmethod
@@ -133,10 +134,6 @@ class ImageDataset(IndexedSamples):
     @property
     def channels(self) -> int:
         return int(self.images.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names) if self.labels is not None else 0
 
     def spec(self, *, conditional: bool = True) -> DataSpec:
         n = self.num_classes if conditional else 0

@@ -79,10 +79,6 @@ class VoxelDataset(IndexedSamples):
     def resolution(self) -> int:
         return int(self.voxels.shape[-1])
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names) if self.labels is not None else 0
-
     def spec(self, *, conditional: bool = True) -> DataSpec:
         n = self.num_classes if conditional else 0
         return DataSpec(
