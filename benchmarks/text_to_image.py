@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         "--judge-steps", type=int, default=None, help="training steps of the R-precision judge (default 1500)"
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip the dcgan --cond baseline")
+    ap.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a dfgan setting, as train's --set"
+    )
     args = ap.parse_args(argv)
     kimg = args.kimg if args.kimg is not None else (12.0 if args.quick else 96.0)
     per = args.per_caption or (1 if args.quick else 4)
@@ -168,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  trained {name}: {steps} steps of {batch} in {time.time() - t:.0f} s; last {res.last}")
             return Model.load(res.run_dir)
 
-        dfgan = run("dfgan", "dfgan")
+        from ganforge.config import parse_value
+        from ganforge.registry import get_family
+
+        defaults = get_family("dfgan").default_config()
+        dfgan_settings = {k: parse_value(v, getattr(defaults, k)) for k, v in (i.split("=", 1) for i in args.sets)}
+        dfgan = run("dfgan", "dfgan", family=dfgan_settings)
         dcgan = None if args.no_baseline else run("dcgan-cond", "dcgan", cond=True)
 
         # The judge: a matching model trained on the training split only, with a seed of its own.
@@ -250,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": max(1, round(kimg * 1000 / 32)), "judge_steps": judge_steps, "per_caption": per,
         "held_out_images": len(held_idx), "held_out_captions": len(held_caps), "train_images": len(train_idx),
         "floor_met": bool(r >= 3 * r_shuf), "prompts_in_training": in_train, "prompt_warnings": unseen,
-        "grids": str(out_dir), "seconds": round(time.time() - t0, 1), "quick": bool(args.quick),
+        "dfgan_settings": dict(item.split("=", 1) for item in args.sets), "grids": str(out_dir), "seconds": round(time.time() - t0, 1), "quick": bool(args.quick),
     }  # fmt: skip
     print()
     print(f"{'row':34} {'R-precision':>12} {'FD (clf)':>9} {'classes':>8}")

@@ -17,7 +17,7 @@ from ganforge import checkpoint as ckpt
 from ganforge.cli import main
 from ganforge.config import TrainConfig, parse_constraints
 from ganforge.curate import check_counts, curate, drs_acceptance, fit_logistic, parse_min, rank_select
-from ganforge.curate.constraints import check, topk_schedule
+from ganforge.curate.constraints import check, term_families, topk_schedule
 from ganforge.curate.scorers import (
     ScoringContext,
     get_scorer,
@@ -28,6 +28,7 @@ from ganforge.curate.scorers import (
 from ganforge.errors import ConfigError, MissingDependencyError
 from ganforge.families.adversarial import GeneratorTerms, adversarial_step, standard
 from ganforge.families.base import StepContext
+from ganforge.registry import get_family
 from ganforge.training.loop import train
 from helpers import make_archive, tiny_config
 
@@ -295,10 +296,25 @@ def test_constraint_settings_are_checked():
         TrainConfig(constraint="sharpness").validate()
     with pytest.raises(ConfigError, match="not differentiable"):
         check(TrainConfig(constraint="iqa:1"))
-    with pytest.raises(ConfigError, match="apply to gan, dcgan, sngan, wgan-gp, not 'vae'"):
+    with pytest.raises(ConfigError, match=r"apply to (\w[\w-]*, )*dcgan, .*not 'vae'; drop them"):
         check(TrainConfig(model="vae", topk=0.5))
     with pytest.raises(ConfigError, match="topk"):
         TrainConfig(topk=1.5).validate()
+
+
+def test_every_family_that_declares_generator_terms_applies_them(tmp_path, tiny_data):
+    """The capability is a promise about the step: each image family that declares it logs top-k's k (the
+    refusal in `check` trusts the declaration, so a family that declared it and ignored the terms would train
+    silently without them)."""
+    declared = term_families()
+    assert {"gan", "dcgan", "sngan", "wgan-gp", "gan3d"} <= set(declared)
+    assert not {"vae", "stylegan2", "fastgan", "dfgan", "pix2pix"} & set(declared)
+    for name in declared:
+        if "image" not in get_family(name).data_kinds:
+            continue
+        res = train(tiny_config(tmp_path, tiny_data, model=name, run=f"k-{name}", steps=2, topk=0.5), progress=False)
+        lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert lines and all("topk" in r for r in lines), name
 
 
 def test_a_constraint_appears_in_the_loss_log(tmp_path, tiny_data):

@@ -33,6 +33,7 @@ IMAGE_INPUT_KINDS = ("paired", "unpaired", "superres")
 
 Batch = dict[str, torch.Tensor]
 
+
 # Captions cross the contract as UTF-8 bytes in a fixed-width uint8 tensor (B, TEXT_BYTES), zero-padded, so that
 # they batch, shard, move between devices and index like labels. Families pick their own text encoder: a
 # character-level one reads the bytes, a word-level one decodes them with `decode_text`.
@@ -121,6 +122,9 @@ class Capabilities:
     fully_convolutional: bool = False  # image-input models: translate inputs of any size that is a multiple of...
     size_multiple: int = 1  # ...this stride (set per built model by `capabilities_for`)
     conditioning: str = "none"  # what a built model is conditioned on: one of CONDITIONING
+    # Its G update adds the run's --constraint and --topk terms (`StepContext.generator_terms`), as
+    # `families.adversarial.adversarial_step` does; families without it refuse those options.
+    generator_terms: bool = False
 
 
 @dataclass

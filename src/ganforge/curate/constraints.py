@@ -15,10 +15,13 @@ from typing import Any
 from ..config import TrainConfig, parse_constraints
 from ..errors import ConfigError
 from ..families.adversarial import GeneratorTerms
+from ..registry import family_names, get_family
 from .scorers import ScoringContext, get_scorer
 
-# The families whose train_step is `families.adversarial.adversarial_step`, where the terms apply.
-SHARED_STEP_FAMILIES = ("gan", "dcgan", "sngan", "wgan-gp")
+
+def term_families() -> list[str]:
+    """The families that declare `capabilities.generator_terms`: their G update takes the terms."""
+    return [name for name in family_names() if get_family(name).capabilities.generator_terms]
 
 
 def wanted(cfg: TrainConfig) -> bool:
@@ -29,9 +32,9 @@ def wanted(cfg: TrainConfig) -> bool:
 def check(cfg: TrainConfig) -> list[tuple[str, float, Any]]:
     """The run's constraints as (log key, weight, differentiable score function); a ConfigError when the model
     cannot take them, or a scorer is unknown or not differentiable. Needs no data (`check_before_data` calls it)."""
-    if cfg.model not in SHARED_STEP_FAMILIES:
+    if not get_family(cfg.model).capabilities.generator_terms:
         raise ConfigError(
-            f"--constraint and --topk apply to {', '.join(SHARED_STEP_FAMILIES)}, not '{cfg.model}'; drop them or use "
+            f"--constraint and --topk apply to {', '.join(term_families())}, not '{cfg.model}'; drop them or use "
             "--model dcgan"
         )
     constraints: list[tuple[str, float, Any]] = []
@@ -70,4 +73,4 @@ def topk_schedule(batch: int, floor: float, gamma: float, epoch_steps: float, st
     return out
 
 
-__all__ = ["SHARED_STEP_FAMILIES", "check", "generator_terms", "topk_schedule", "wanted"]
+__all__ = ["check", "generator_terms", "term_families", "topk_schedule", "wanted"]

@@ -21,7 +21,7 @@ from ..nn.dcgan import Discriminator, Generator, default_widths, init_weights
 from ..nn.projected import init_heads
 from . import projected
 from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, mode_seeking_weight, standard
-from .base import Batch, DataSpec, Networks, StepContext
+from .base import Batch, Capabilities, DataSpec, Networks, StepContext
 
 
 @dataclass
@@ -46,6 +46,7 @@ class DCGANConfig:
 
 
 class DCGAN(AdversarialFamily):
+    capabilities = Capabilities(generator_terms=True)  # its step is adversarial_step: --constraint / --topk apply
     name = "dcgan"
     Config = DCGANConfig
     data_kinds = ("image",)

@@ -27,7 +27,7 @@ from .. import losses
 from ..errors import ConfigError
 from ..nn.mlp import MLPDiscriminator, MLPGenerator, point_precision, sample_shape
 from .adversarial import AdversarialFamily, Objective, adversarial_step
-from .base import Batch, DataSpec, Networks, StepContext
+from .base import Batch, Capabilities, DataSpec, Networks, StepContext
 
 LOSS_CHOICES = ("nonsaturating", "minimax", "hinge", "lsgan")
 
@@ -88,6 +88,7 @@ def generator_loss(kind: str, d_fake: torch.Tensor) -> torch.Tensor:
 
 
 class GAN(AdversarialFamily):
+    capabilities = Capabilities(generator_terms=True)  # its step is adversarial_step: --constraint / --topk apply
     name = "gan"
     Config = GANConfig
     data_kinds = ("image", "points")

@@ -37,7 +37,7 @@ from .adversarial import (
     set_trainable,
     standard,
 )
-from .base import Batch, DataSpec, Networks, StepContext
+from .base import Batch, Capabilities, DataSpec, Networks, StepContext
 
 LOSSES = losses.LOSSES  # nonsaturating | hinge | lsgan | wgan-gp, as the other adversarial families (--loss)
 GATED = ("nonsaturating", "hinge", "lsgan")  # losses whose D is a classifier, so the accuracy gate applies
@@ -145,6 +145,7 @@ def d_accuracy(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> float:
 
 
 class GAN3D(AdversarialFamily):
+    capabilities = Capabilities(generator_terms=True)  # its step is adversarial_step: --constraint / --topk apply
     name = "gan3d"
     Config = GAN3DConfig
     data_kinds = ("voxels",)

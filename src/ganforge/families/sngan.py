@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..nn.conditional import add_projection, concat_label
 from ..nn.mlp import point_precision
 from .adversarial import AdversarialFamily, adversarial_step, mode_seeking_weight, standard
-from .base import Batch, DataSpec, Networks, StepContext
+from .base import Batch, Capabilities, DataSpec, Networks, StepContext
 
 SN_LOSSES = ("hinge", "nonsaturating")
 
@@ -93,6 +93,7 @@ class SNDiscriminator(nn.Module):
 
 
 class SNGAN(AdversarialFamily):
+    capabilities = Capabilities(generator_terms=True)  # its step is adversarial_step: --constraint / --topk apply
     name = "sngan"
     Config = SNGANConfig
     data_kinds = ("image", "points")

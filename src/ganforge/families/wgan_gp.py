@@ -24,7 +24,7 @@ from ..nn.dcgan import default_widths
 from ..nn.dcgan import init_weights as init_dcgan_weights
 from ..nn.mlp import point_precision
 from .adversarial import AdversarialFamily, adversarial_step, gradient_penalty, mode_seeking_weight, standard
-from .base import Batch, DataSpec, Networks, StepContext
+from .base import Batch, Capabilities, DataSpec, Networks, StepContext
 
 
 @dataclass
@@ -45,6 +45,7 @@ class WGANGPConfig:
 
 
 class WGANGP(AdversarialFamily):
+    capabilities = Capabilities(generator_terms=True)  # its step is adversarial_step: --constraint / --topk apply
     name = "wgan-gp"
     Config = WGANGPConfig
     data_kinds = ("image", "points")

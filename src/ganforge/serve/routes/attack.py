@@ -11,6 +11,7 @@ Uploads are reduced to at most 128 px on their longer side first (`P.MAX_ATTACK_
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from .. import params as P
 from ..images import png_bytes
 from ..runs import capabilities, checkpoint_meta, list_runs, read_json
 from ..studio import ERRORS, Studio, StudioDep
+
+log = logging.getLogger("ganforge.serve")
 
 router = APIRouter(tags=["attack"])
 PERTURBATION_SCALE = 10  # the perturbation is shown x10 around mid-grey, as `ganforge attack`'s grid.png
@@ -167,7 +170,8 @@ def attack_models(studio: StudioDep) -> dict[str, Any]:
                     "note": f"{cfg.get('model') or '?'}, {spec.get('resolution') or '?'} px: fake vs real",
                 }
             )
-        except Exception:  # noqa: BLE001 - one unreadable run must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one unreadable run must not hide the others
+            log.warning("attack page: run %s is not offered (%s: %s)", d.name, type(exc).__name__, str(exc)[:200])
             continue
     return {
         "models": models,
