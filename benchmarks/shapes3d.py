@@ -140,7 +140,9 @@ def seconds_per_step(resolution: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def run_benchmark(steps: int, *, cond: bool, grid: Path | None, timing_steps: int) -> dict[str, Any]:
+def run_benchmark(
+    steps: int, *, cond: bool, grid: Path | None, timing_steps: int, family: dict[str, Any] | None = None
+) -> dict[str, Any]:
     import ganforge
     from ganforge.config import TrainConfig
     from ganforge.data.voxels import SHAPES3D_CLASSES, SHAPES3D_SEED, shapes3d_arrays
@@ -163,7 +165,7 @@ def run_benchmark(steps: int, *, cond: bool, grid: Path | None, timing_steps: in
             steps=steps,
             batch=BATCH,
             cond=cond,
-            family=dict(FAMILY),
+            family={**FAMILY, **(family or {})},
             runs_dir=tmp,
             run="bench",
             sample_every=steps,
@@ -219,7 +221,7 @@ def run_benchmark(steps: int, *, cond: bool, grid: Path | None, timing_steps: in
             "steps": steps,
             "batch": BATCH,
             "cond": cond,
-            "family": FAMILY,
+            "family": {**FAMILY, **(family or {})},
             "samples": SAMPLES,
         },
         "train_cpu_s": train_s,
@@ -241,10 +243,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="write a grid of 64 generated shapes' renderings here (and -heldout.png)",
     )
+    ap.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a gan3d setting, as train's --set"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    from ganforge.config import parse_value
+    from ganforge.registry import get_family
+
+    defaults = get_family("gan3d").default_config()
+    family = {k: parse_value(v, getattr(defaults, k)) for k, v in (i.split("=", 1) for i in args.sets)}
     steps = args.steps or (QUICK_STEPS if args.quick else STEPS)
-    result = run_benchmark(steps, cond=not args.uncond, grid=args.grid, timing_steps=3 if args.quick else 10)
+    result = run_benchmark(steps, cond=not args.uncond, grid=args.grid, timing_steps=3 if args.quick else 10, family=family)
     result["quick"] = bool(args.quick)
     for k in ("mmd", "cov", "cov_self", "one_nna", "classes_covered", "num_classes", "s_per_step_16", "s_per_step_32"):
         v = result.get(k)

@@ -32,7 +32,9 @@ held_out_images, held_out_captions, train_images, floor_met, seconds.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-baseline", action="store_true", help="skip the dcgan --cond baseline")
     ap.add_argument(
+        "--runs-dir", type=Path, default=None, help="keep the trained runs here, and reuse finished ones of the same settings"
+    )
+    ap.add_argument(
         "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a dfgan setting, as train's --set"
     )
     args = ap.parse_args(argv)
@@ -162,8 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         def run(name: str, model: str, **kw: Any) -> Model:
             batch = 32
             steps = max(1, round(kimg * 1000 / batch))
+            runs = args.runs_dir or (tmp_p / "runs")
+            done = runs / name / "config.json"
+            if args.runs_dir and done.exists():  # a finished run of an earlier call with the same settings: reuse it
+                saved = json.loads(done.read_text())
+                if saved.get("steps") == steps and all(saved.get("family", {}).get(k) == v for k, v in kw.get("family", {}).items()):
+                    try:
+                        print(f"  reusing {runs / name}")
+                        return Model.load(runs / name)
+                    except Exception as exc:  # noqa: BLE001 - not finished: train it again
+                        print(f"  not reusing {runs / name}: {exc}")
+                shutil.rmtree(runs / name)
             cfg = TrainConfig(
-                data=str(arc), model=model, steps=steps, batch=batch, runs_dir=str(tmp_p / "runs"), run=name,
+                data=str(arc), model=model, steps=steps, batch=batch, runs_dir=str(runs), run=name,
                 sample_every=10**9, ckpt_every=10**9, log_every=100, grid_size=16, seed=0, **kw,
             )  # fmt: skip
             t = time.time()

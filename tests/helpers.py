@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 
 from ganforge.config import TrainConfig
@@ -83,3 +88,47 @@ def make_captioned_archive(path, n: int = 24, res: int = 16, seed: int = 0):
         captions.append(f"{colour} {shape}")
     write_archive(ArchiveData(imgs, None, [], captions=captions), path)
     return path
+
+
+# ---- the studio in a real browser (tests/serve) -----------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium; Playwright drives it, no browser download
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class Server:
+    """uvicorn serving an app on a free loopback port in a thread, started and stopped by the test:
+    `with Server(app) as url: ...`."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

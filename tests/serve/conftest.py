@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the studio needs the serve extra: pip install 'ganforge[serve]'")
 
-from helpers import make_archive, make_paired_folder, tiny_config  # noqa: E402
+from helpers import CHROMIUM, CHROMIUM_ARGS, make_archive, make_paired_folder, tiny_config  # noqa: E402
 
 SG_TINY = {"cfg": "small", "z_dim": 16, "channel_base": 64, "channel_max": 16, "map_layers": 1}
 
@@ -74,3 +74,15 @@ def client(app):
 
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Playwright, one per test module; skips where either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
