@@ -55,6 +55,7 @@ class DFGANConfig:
     fuse_noise: bool = True  # the affine MLPs read [z, sentence] (the authors' code); False: the sentence alone
     ca: bool = False  # StackGAN's conditioning augmentation (sentence -> Gaussian, KL term in G's loss)
     kl_weight: float = 1.0  # weight of the CA KL term (StackGAN's lambda = 1)
+    output: str = "tanh"  # G's last activation: tanh (the paper's) | linear (training sees it unbounded, sampling clamps)
     gp_weight: float = 2.0  # MA-GP weight k (the paper's 2)
     gp_power: float = 6.0  # MA-GP power p (the paper's 6)
     text_steps: int = (
@@ -141,6 +142,7 @@ class Generator(nn.Module):
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.to_rgb = nn.Conv2d(cin, spec.channels, 3, 1, 1)
+        self.tanh = cfg.output == "tanh"
 
     def condition(self, s: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The sentence as G reads it, and the KL term of CA (0 without CA). `eps` samples CA's Gaussian
@@ -158,7 +160,8 @@ class Generator(nn.Module):
         h = self.fc(z).view(z.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
         for block in self.blocks:
             h = block(h, cond)
-        return torch.tanh(self.to_rgb(F.leaky_relu(h, 0.2)))
+        x = self.to_rgb(F.leaky_relu(h, 0.2))
+        return torch.tanh(x) if self.tanh else x
 
 
 class DBlock(nn.Module):
@@ -237,6 +240,8 @@ class DFGAN(Family):
                 "model 'dfgan' draws images from captions; give it captioned data (--data emoji, "
                 "prepare --captions captions.csv, or an hf: dataset with a text column)"
             )
+        if cfg.output not in ("tanh", "linear"):
+            raise ConfigError(f"dfgan: output is tanh or linear, not {cfg.output!r}")
         if cfg.gp_power <= 0 or cfg.gp_weight < 0:
             raise ConfigError("dfgan: gp_weight must be >= 0 and gp_power > 0 (the paper's 2 and 6)")
 
@@ -379,7 +384,7 @@ class DFGAN(Family):
         """Images from latents z (B, nz) and sentence vectors (B, sent_dim): the ONNX export's entry point."""
         G = self.generator_net(nets)
         c, _ = G.condition(sent)
-        return G(z, c)
+        return G(z, c).clamp(-1, 1)
 
     def sample(self, nets: Networks, z: torch.Tensor, labels=None, text: torch.Tensor | None = None) -> torch.Tensor:
         if text is None:
