@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from contract import NoiseFamilyContract
 
+from ganforge import checkpoint as ckpt
+from ganforge.errors import ConfigError
 from ganforge.families.base import DataSpec, StepContext
 from ganforge.families.dfgan import DFGAN, DFGANConfig, ma_gp, mismatched
 from ganforge.nn.text_encoder import tokenize, unseen_words, words
@@ -185,6 +187,23 @@ def test_ca_option_trains_and_generates(tmp_path, captioned_data):
     assert "kl" in res.last and np.isfinite(res.last["kl"])
     x = model.generate([0, 1], prompt="red disc", output="tensor")
     assert torch.equal(x, model.generate([0, 1], prompt="red disc", output="tensor")), "generation uses CA's mean"
+
+
+def test_match_term_trains_g_only_and_linear_output_is_clamped_when_sampling(tmp_path, captioned_data):
+    """match_weight (AttnGAN's DAMSM term): logged, and only G learns from it: the image encoder trained with the
+    text encoder keeps its weights through the GAN steps. output=linear: samples still lie in [-1, 1]."""
+    steps = 4
+    res, _ = _trained(tmp_path, captioned_data, steps=steps, match_weight=1.0, output="linear", text_steps=2, lr=5e-3)
+    assert "loss_G_match" in res.last and np.isfinite(res.last["loss_G_match"])
+    after_text = _trained(tmp_path, captioned_data, steps=2, run="u", match_weight=1.0, output="linear", text_steps=2)[0]
+    enc = lambda d: ckpt.load_tensors(ckpt.resolve_checkpoint(d), prefixes=("net/I/",))  # noqa: E731
+    a, b = enc(after_text.run_dir), enc(res.run_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a), "the image encoder moved during the GAN steps"
+    model = Model.load(res.run_dir, ema=False)
+    x = model.generate(list(range(8)), prompt="red disc", output="tensor")
+    assert x.min() >= -1 and x.max() <= 1
+    with pytest.raises(ConfigError, match="output is tanh or linear"):
+        _trained(tmp_path, captioned_data, run="bad", output="relu")
 
 
 # ---- captions from a Hugging Face dataset's text column ------------------------------------------------

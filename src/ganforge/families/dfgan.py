@@ -13,6 +13,9 @@ Losses (eq. 1-2): hinge, with real images under mismatched captions as a third k
 matching-aware gradient penalty (MA-GP, eq. 3) is k * E[(||grad_x D(x, e)|| + ||grad_e D(x, e)||)^p] on real
 images with their matching sentences, k = 2, p = 6; the code computes the norm of the concatenated gradient,
 as the authors' code does. Adam(1e-4 G, 4e-4 D, betas 0.0, 0.9) (sec. 4).
+`match_weight`: AttnGAN's DAMSM term (Xu et al. 2018, eq. 7): G's loss gains weight x the sentence matching loss
+of its images under the image encoder pretrained with the text encoder (frozen); DF-GAN's paper drops it.
+`output`: tanh (the paper's) or linear (unbounded while training, clamped to [-1, 1] when sampling).
 `ca`: StackGAN's conditioning augmentation (Zhang et al. 2017, sec. 3.1): the sentence vector -> mean and
 log-variance of a Gaussian; G is conditioned on a sample during training (the mean when generating), and a KL
 term to N(0, I) joins G's loss.
@@ -56,6 +59,10 @@ class DFGANConfig:
     ca: bool = False  # StackGAN's conditioning augmentation (sentence -> Gaussian, KL term in G's loss)
     kl_weight: float = 1.0  # weight of the CA KL term (StackGAN's lambda = 1)
     output: str = "tanh"  # G's last activation: tanh (the paper's) | linear (training sees it unbounded, sampling clamps)
+    # AttnGAN's DAMSM term in G's loss (Xu et al. 2018, eq. 7, their lambda 5; DF-GAN drops it): weight x the
+    # sentence matching loss of G's images, read by the image encoder trained with the text encoder, against
+    # their captions. 0: off (the paper's DF-GAN).
+    match_weight: float = 0.0
     gp_weight: float = 2.0  # MA-GP weight k (the paper's 2)
     gp_power: float = 6.0  # MA-GP power p (the paper's 6)
     text_steps: int = (
@@ -235,13 +242,15 @@ class DFGAN(Family):
             raise ConfigError(
                 f"dfgan needs a power-of-two resolution from 8 to 256, not {r}; use --resolution 32 or 64"
             )
+        if cfg.output not in ("tanh", "linear"):
+            raise ConfigError(f"dfgan: output is tanh or linear, not {cfg.output!r}")
         if not spec.captioned:
             raise ConfigError(
                 "model 'dfgan' draws images from captions; give it captioned data (--data emoji, "
                 "prepare --captions captions.csv, or an hf: dataset with a text column)"
             )
-        if cfg.output not in ("tanh", "linear"):
-            raise ConfigError(f"dfgan: output is tanh or linear, not {cfg.output!r}")
+        if cfg.match_weight < 0:
+            raise ConfigError(f"dfgan: match_weight must be >= 0 (AttnGAN's 5; 0: off), not {cfg.match_weight}")
         if cfg.gp_power <= 0 or cfg.gp_weight < 0:
             raise ConfigError("dfgan: gp_weight must be >= 0 and gp_power > 0 (the paper's 2 and 6)")
 
@@ -328,10 +337,17 @@ class DFGAN(Family):
         grad_d = ctx.grad_norm(D, opts["D"])
         ctx.step(opts["D"])
 
-        # Generator: fool D on (fake, match), plus CA's KL term.
+        # Generator: fool D on (fake, match), plus CA's KL term and the optional DAMSM term.
         set_trainable(D, False)
         d_gen = D(ctx.augment(fake), sent)
         loss_g = -d_gen.mean() + cfg.kl_weight * kl
+        loss_match = None
+        if cfg.match_weight > 0:
+            img_enc = nets["I"]
+            set_trainable(img_enc, False)  # frozen with the text encoder: only G learns from the term
+            img_enc.eval()
+            loss_match = matching_loss(img_enc(fake), sent, text)
+            loss_g = loss_g + cfg.match_weight * loss_match
         opts["G"].zero_grad(set_to_none=True)
         ctx.backward(loss_g)
         grad_g = ctx.grad_norm(G, opts["G"])
@@ -343,6 +359,8 @@ class DFGAN(Family):
         }  # fmt: skip
         if cfg.ca:
             logs["kl"] = kl.item()
+        if loss_match is not None:
+            logs["loss_G_match"] = loss_match.item()
         return logs
 
     @staticmethod
@@ -358,6 +376,7 @@ class DFGAN(Family):
     ) -> dict[str, float]:
         """Pretrain the text encoder with the image CNN (DAMSM's sentence loss)."""
         nets["E"].train()
+        set_trainable(nets["I"], True)  # (a resume may come from the GAN phase, where match_weight froze it)
         loss = matching_loss(nets["I"](real), nets["E"](text), text)
         opts["E"].zero_grad(set_to_none=True)
         ctx.backward(loss)
