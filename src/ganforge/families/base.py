@@ -332,6 +332,15 @@ class Family:
         uint8 (B, TEXT_BYTES) (`spec.encode_text`), and read Batch["text"] when training."""
         raise NotImplementedError
 
+    # ---- the text protocol (`capabilities.conditioning == "text"`): generation, the studio and ONNX use it ----
+    def sentence(self, nets: Networks, text: torch.Tensor) -> torch.Tensor:
+        """Text-conditioned families: captions uint8 (B, TEXT_BYTES) -> the vectors (B, dim) G reads."""
+        raise NotImplementedError(f"model '{self.name}' is not conditioned on text")
+
+    def sample_sentence(self, nets: Networks, z: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """Text-conditioned families: images in [-1, 1] from latents and `sentence` vectors (the ONNX graph)."""
+        raise NotImplementedError(f"model '{self.name}' is not conditioned on text")
+
     def translate(self, nets: Networks, request: ImageRequest) -> torch.Tensor:
         """Image-input families: translate `request.images` (in [-1, 1]) to output images in [-1, 1]."""
         raise NotImplementedError

@@ -80,9 +80,9 @@ def _sentences(model: Any, prompts: list[str]) -> torch.Tensor:
     try:
         with torch.no_grad():
             return model.family.sentence(model.nets, encode_text(prompts))
-    except AttributeError:  # a text family without the sentence-vector entry points
+    except NotImplementedError:  # a text family that does not implement the base's text protocol
         raise GanforgeError(
-            f"model '{model.family.name}' reads text but has no sentence-vector entry point (sentence, "
+            f"model '{model.family.name}' reads text but has no sentence-vector entry point (Family.sentence, "
             "sample_sentence), so it cannot be exported to ONNX"
         ) from None
 
