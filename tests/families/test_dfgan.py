@@ -16,7 +16,7 @@ from contract import NoiseFamilyContract
 from ganforge import checkpoint as ckpt
 from ganforge.errors import ConfigError
 from ganforge.families.base import DataSpec, StepContext
-from ganforge.families.dfgan import DFGAN, DFGANConfig, ma_gp, mismatched
+from ganforge.families.dfgan import DFGAN, DFGANConfig, ma_gp, mismatched, unit_sentence
 from ganforge.nn.text_encoder import tokenize, unseen_words, words
 from ganforge.sample.model import Model
 from ganforge.spec import decode_text, encode_text
@@ -141,7 +141,7 @@ def _spy_step(seed=0):
     real = torch.rand(4, 3, 8, 8) * 2 - 1
     logs = fam.train_step(nets, opts, {"image": real, "text": text}, 0, StepContext())
     with torch.no_grad():
-        sent = nets["E"](text)
+        sent = unit_sentence(nets["E"](text))  # as G and D read it
     return calls, real, sent, logs
 
 
