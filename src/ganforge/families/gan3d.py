@@ -4,7 +4,11 @@ G: z (200, the paper's) -> 4^3 transposed conv -> [stride-2 transposed 3-D conv 
 log2(R/4) -> sigmoid occupancy at R^3 (the paper: 512-256-128-64 channels to 64^3). The occupancy p is returned
 as 2p - 1, in [-1, 1] like every sample in ganforge (`spec` DATA_KINDS: voxels), so occupied is `x > 0`.
 D mirrors G: [stride-2 3-D conv, BN (not on the first layer), LeakyReLU 0.2] down to 4^3 -> 4^3 conv -> logit.
-Adam with beta1 0.5 (the paper's); the paper's rates (G 0.0025, D 1e-5 at batch 100) are `lr_g`/`lr_d`.
+Adam with beta1 0.5 (the paper's); G's rate is the paper's 0.0025, D's 1e-3 rather than the paper's 1e-5 (at
+batch 100 and 64 channels): at 16 channels and batch 32, 1e-5 left D too weak to shape anything (noise).
+With `--cond`, MSGAN's mode-seeking term is on by default (`mode_seeking` -1 = 1.0 with labels, as dcgan):
+measured on shapes3d at 16^3, 3000 steps (`benchmarks/shapes3d.py`), coverage of held-out shapes 0.065 without it
+(G ignored z: one shape per class) and 0.345 with it, against 0.565 for training shapes.
 The paper's balance rule: "the discriminator is updated only if its accuracy in the last batch is not higher than
 80 %" (sec. 3.1, `d_gate`). Here D's accuracy is measured on every step's batch (reals with D(x) > 0, fakes with
 D(G(z)) < 0; 0.5 as the boundary under lsgan), and the next step updates D only while it is at most `d_gate`; a
@@ -57,11 +61,11 @@ class GAN3DConfig:
     )
     lr: float = 0.0  # one learning rate for both networks when set (0: lr_g and lr_d)
     lr_g: float = 0.0025  # generator learning rate (the paper's)
-    lr_d: float = 1e-5  # discriminator learning rate (the paper's)
+    lr_d: float = 1e-3  # discriminator learning rate (the paper's 1e-5 is too slow at CPU widths)
     beta1: float = 0.5  # Adam beta1 (the paper's)
     beta2: float = 0.999  # Adam beta2
     embed_dim: int = 0  # class embedding size for conditional G (0: nz // 4)
-    mode_seeking: float = 0.0  # MSGAN's mode-seeking weight for conditional G (0: off; -1: 1.0 with --cond)
+    mode_seeking: float = -1.0  # MSGAN's mode-seeking weight (-1: 1.0 with --cond, else 0; 0: off)
 
 
 def _widths(cfg: GAN3DConfig, resolution: int) -> tuple[int, int]:
