@@ -29,3 +29,8 @@ def require(module: str, extra: str):
         raise MissingDependencyError(
             f"this feature needs the optional package '{module}': pip install 'ganforge[{extra}]'"
         ) from exc
+
+
+class UnseenWordsWarning(UserWarning):
+    """A prompt holds words a text-conditioned model never saw in training (named in the message). Training
+    previews do not raise it: the vocabulary is still growing then."""

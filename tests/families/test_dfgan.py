@@ -97,6 +97,31 @@ def test_unseen_words_are_named_in_a_warning(tmp_path, captioned_data):
     assert unseen_words("Red disc, red DISC!", ["red", "disc"]) == ["!"]
 
 
+def test_the_cli_prints_the_unseen_word_warning_as_one_line_and_training_previews_do_not_warn(
+    tmp_path, captioned_data
+):
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    args = ["--steps", "2", "--batch", "1", "--runs-dir", str(runs), "--run", "w", "--sample-every", "1", "--set", "text_steps=1"]
+    tiny = [x for k, v in TINY.items() if k != "text_steps" for x in ("--set", f"{k}={v}")]
+    cmd = [sys.executable, "-m", "ganforge", "train", "--model", "dfgan", "--data", str(captioned_data), *args, *tiny]
+    train_run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert train_run.returncode == 0, train_run.stderr
+    assert "never saw" not in train_run.stdout + train_run.stderr  # previews' captions while the vocabulary grows
+    gen = subprocess.run(
+        [sys.executable, "-m", "ganforge", "generate", str(runs / "w"), "--seeds", "0", "--prompt", "purple hexagon",
+         "--out", str(tmp_path / "g")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    lines = [ln for ln in gen.stderr.splitlines() if "never saw" in ln]
+    assert lines == ["warning: training never saw 'purple', 'hexagon' (in 'purple hexagon'); the text encoder reads "
+                     "them from their character n-grams alone"], gen.stderr  # fmt: skip
+    assert "UserWarning" not in gen.stderr and "dfgan.py" not in gen.stderr
+
+
 def test_tokenizer_keeps_compounds_and_shares_ngrams():
     assert words("woman: medium-dark skin tone") == ["woman", "medium-dark", "skin", "tone"]
     assert words("A button (blood type)") == ["a", "button", "blood", "type"]

@@ -6,6 +6,7 @@ Errors a user can cause (GanforgeError) are printed as one line, without a trace
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -31,3 +32,9 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="ganforge")
 def main() -> None:
     """ganforge: prepare image datasets, train GANs, evaluate them and generate images."""
+    warnings.formatwarning = _warning_line
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+    """A warning as the CLI prints it: one line, "warning: ...", without the source line behind it."""
+    return f"warning: {message}\n"

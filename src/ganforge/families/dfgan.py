@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnseenWordsWarning
 from ..nn.text_encoder import ImageEncoder, TextEncoder, matching_loss, unseen_words, words
 from ..spec import decode_text
 from .adversarial import set_trainable
@@ -290,7 +290,7 @@ class DFGAN(Family):
 
     def notes(self, nets: Networks) -> dict[str, str]:
         steps = nets.cfg.text_steps
-        when = f"its first {steps} steps" if steps >= 0 else "the first fifth of training"
+        when = f"its first {steps} steps" if steps >= 0 else "the first half of training (at most 1,000 steps)"
         return {
             "text_encoder": f"character n-gram + bi-GRU text encoder, trained on this data's captions in {when} "
             "(DAMSM sentence matching), then frozen; saved with the run"
@@ -409,7 +409,7 @@ class DFGAN(Family):
                     warnings.warn(
                         f"training never saw {', '.join(repr(w) for w in missing)} (in {caption!r}); the text "
                         "encoder reads them from their character n-grams alone",
-                        UserWarning,
+                        UnseenWordsWarning,
                         stacklevel=2,
                     )
         return nets["E"](text)

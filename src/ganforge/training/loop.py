@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from .. import distributed
 from ..config import TrainConfig
 from ..data.dataset import class_weights, load_dataset, shadowed_builtin
 from ..device import precision_choice, precision_name, select_device
-from ..errors import ConfigError, GanforgeError
+from ..errors import ConfigError, GanforgeError, UnseenWordsWarning
 from ..families.build import build_model
 from ..registry import get_family
 from ..sample.sampler import Sampler
@@ -707,7 +708,10 @@ def _preview(s: _Session) -> None:
     """The sample grid from fixed inputs (rank 0 writes it), and the diagnostics that look at it."""
     step = s.at.step
     s.ema.recalibrate(s.sampler)
-    for msg in s.previews.write(step, s.run.sample_path(step)) if s.engine.is_main else ():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnseenWordsWarning)  # the preview captions' words: not all seen yet
+        msgs = s.previews.write(step, s.run.sample_path(step)) if s.engine.is_main else ()
+    for msg in msgs:
         s.warn(msg)
     s.tb.grid(step, s.run.sample_path(step))
 
