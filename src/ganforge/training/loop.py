@@ -543,8 +543,7 @@ def _announce(s: _Session) -> None:
     # The family's own half-precision layers (stylegan2's `use_fp16` blocks) compute in fp16 only on CUDA.
     own_fp16 = " + the family's fp16 layers" if device.type == "cuda" and model.fp16_layers else ""
     s.say(
-        f"training {model.family.name} on {cfg.data} ({len(model.data)} {'points' if spec.kind == 'points' else 'images'}"
-        f"{f' at {spec.resolution}px' if spec.kind != 'points' else ''}) on {device} ({precision_name(s.engine.amp_dtype)}{own_fp16}: "
+        f"training {model.family.name} on {cfg.data} ({len(model.data)} {_what(spec)}) on {device} ({precision_name(s.engine.amp_dtype)}{own_fp16}: "
         f"{s.engine.precision_why}) "
         f"-> {s.run.dir}"
     )
@@ -702,6 +701,15 @@ def _log(s: _Session) -> None:
     if slow is not None:
         s.warn(_slowdown_message(*slow, engine.device))
         s.rates.clear()  # the slower rate is the new reference: said once, not on every line
+
+
+def _what(spec: DataSpec) -> str:
+    """The start line's name for the data's samples: "points", "shapes at 16^3", "images at 32px"."""
+    if spec.kind == "points":
+        return "points"
+    if spec.kind == "voxels":
+        return f"shapes at {spec.resolution}³"
+    return f"images at {spec.resolution}px"
 
 
 def _preview(s: _Session) -> None:
