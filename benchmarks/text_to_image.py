@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -170,14 +169,18 @@ def main(argv: list[str] | None = None) -> int:
             runs = args.runs_dir or (tmp_p / "runs")
             done = runs / name / "config.json"
             if args.runs_dir and done.exists():  # a finished run of an earlier call with the same settings: reuse it
+                # (an unfinished one, or one of other settings, is left alone: the script stops and says so)
                 saved = json.loads(done.read_text())
-                if saved.get("steps") == steps and all(saved.get("family", {}).get(k) == v for k, v in kw.get("family", {}).items()):
+                status = runs / name / "status.json"
+                finished = status.exists() and json.loads(status.read_text()).get("state") == "done"
+                if finished and saved.get("steps") == steps and all(saved.get("family", {}).get(k) == v for k, v in kw.get("family", {}).items()):
                     try:
                         print(f"  reusing {runs / name}")
                         return Model.load(runs / name)
-                    except Exception as exc:  # noqa: BLE001 - not finished: train it again
-                        print(f"  not reusing {runs / name}: {exc}")
-                shutil.rmtree(runs / name)
+                    except Exception as exc:  # noqa: BLE001 - unfinished or damaged
+                        sys.exit(f"{runs / name} cannot be reused ({exc}); move it away or pick another --runs-dir")
+                # Never delete what is in a folder the user named: say so and stop.
+                sys.exit(f"{runs / name} holds an unfinished run or one of other settings; move it away or pick another --runs-dir")
             cfg = TrainConfig(
                 data=str(arc), model=model, steps=steps, batch=batch, runs_dir=str(runs), run=name,
                 sample_every=10**9, ckpt_every=10**9, log_every=100, grid_size=16, seed=0, **kw,
