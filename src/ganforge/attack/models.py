@@ -39,6 +39,7 @@ from ..metrics.classifier import (
     SmallClassifier,
     TrainedClassifier,
     _shift,
+    fit_input,
     get_classifier,
     load_shipped_classifier,
     save_classifier,
@@ -51,18 +52,7 @@ def to_input(x: torch.Tensor, channels: int, resolution: int = INPUT_RES) -> tor
     """float (B, C, H, W) in [0, 1] -> (B, channels, resolution, resolution) in [-1, 1], differentiably: the
     classifier extractor's `preprocess` (BT.601 luma for RGB -> gray, repeat for gray -> RGB, bilinear
     antialiased resize), on [0, 1] pixels instead of 0..255."""
-    c = x.shape[1]
-    if c != channels:
-        if channels == 1 and c == 3:
-            w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            x = (x * w).sum(1, keepdim=True)  # BT.601 luma
-        elif channels == 3 and c == 1:
-            x = x.expand(-1, 3, -1, -1)
-        else:
-            raise DataError(f"cannot feed {c}-channel images to a model of {channels}-channel images")
-    if x.shape[-1] != resolution or x.shape[-2] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
-    return x * 2.0 - 1.0
+    return fit_input(x, channels, resolution) * 2.0 - 1.0
 
 
 class PixelClassifier(nn.Module):

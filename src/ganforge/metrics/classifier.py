@@ -102,23 +102,28 @@ class SmallClassifier(nn.Module):
         return feats, self.head(feats)
 
 
-def preprocess(images: torch.Tensor, channels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> `dtype` (B, channels, 32, 32) in [-1, 1]: the same path for real and generated images
-    (float32 for training, float64 for scoring)."""
-    x = images.to(dtype)
+def fit_input(x: torch.Tensor, channels: int, resolution: int = INPUT_RES) -> torch.Tensor:
+    """Float images (B, C, H, W), in any pixel scale -> (B, channels, resolution, resolution) in the same scale,
+    differentiably: BT.601 luma for RGB -> gray, repetition for gray -> RGB, a bilinear antialiased resize. The
+    one path by which every classifier input (scoring, attacks) reaches its network's size and channels."""
     c = x.shape[1]
     if c != channels:
         if channels == 1 and c == 3:
-            x = (x * torch.tensor([0.299, 0.587, 0.114], dtype=dtype, device=x.device).view(1, 3, 1, 1)).sum(
-                1, keepdim=True
-            )  # BT.601 luma
+            w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+            x = (x * w).sum(1, keepdim=True)  # BT.601 luma
         elif channels == 3 and c == 1:
             x = x.expand(-1, 3, -1, -1)
         else:
             raise DataError(f"cannot feed {c}-channel images to a classifier trained on {channels}-channel data")
-    if x.shape[-1] != INPUT_RES or x.shape[-2] != INPUT_RES:
-        x = F.interpolate(x, size=(INPUT_RES, INPUT_RES), mode="bilinear", antialias=True, align_corners=False)
-    return x / 127.5 - 1.0
+    if x.shape[-1] != resolution or x.shape[-2] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)
+    return x
+
+
+def preprocess(images: torch.Tensor, channels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> `dtype` (B, channels, 32, 32) in [-1, 1]: the same path for real and generated images
+    (float32 for training, float64 for scoring)."""
+    return fit_input(images.to(dtype), channels) / 127.5 - 1.0
 
 
 def _shift(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
